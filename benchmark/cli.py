@@ -1,0 +1,124 @@
+"""``leadrank``: generate worlds, run the benchmark, render tables, list methods.
+
+Errors about data or configuration print as one line (file, column, row where
+they apply) and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # weights are never downloaded at run time
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from feature_store.errors import LeadrankError  # noqa: E402
+
+
+def _csv_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="leadrank", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a synthetic CRM world (Parquet + spec.yaml)")
+    g.add_argument("--world", choices=("benchmark", "industrial"), required=True)
+    g.add_argument("--leads", type=int, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", type=Path, required=True)
+
+    r = sub.add_parser("run", help="run methods on datasets and write result files and tables")
+    r.add_argument("--profile", default="quick", help="profile name (benchmark/profiles) or YAML path")
+    r.add_argument("--dataset", help="a dataset name of the profile, or a path to a dataset spec")
+    r.add_argument("--methods", type=_csv_list, help="comma-separated method names (default: the profile's)")
+    r.add_argument("--seeds", type=lambda s: [int(x) for x in _csv_list(s)], help="comma-separated seeds")
+    r.add_argument("--out", type=Path, default=Path("results"))
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile key, e.g. --set eval.bootstrap=200 (repeatable)")
+    r.add_argument("--force", action="store_true", help="recompute finished jobs")
+
+    t = sub.add_parser("tables", help="render Table 1 and Table 2 from result files only")
+    t.add_argument("--results", type=Path, default=Path("results"))
+    t.add_argument("--check", action="store_true", help="exit 1 if the committed tables differ from the results")
+
+    sub.add_parser("list", help="list every registered method")
+    return p
+
+
+def cmd_generate(a: argparse.Namespace) -> int:
+    import time
+
+    from feature_store.synthetic import generate
+
+    t0 = time.perf_counter()
+    generate(a.world, a.leads, a.seed, a.out, progress=True)
+    dt = time.perf_counter() - t0
+    print(f"wrote {a.leads:,} leads of world '{a.world}' to {a.out} in {dt:.1f} s ({a.leads / dt:,.0f} leads/s)")
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from benchmark import runner, tables
+    from benchmark.profile import DatasetEntry, load_profile
+
+    profile = load_profile(a.profile, a.overrides)
+    datasets = None
+    if a.dataset:
+        named = {d.name: d for d in profile.datasets}
+        datasets = [named[a.dataset]] if a.dataset in named else [DatasetEntry(name=a.dataset, table="all",
+                                                                                spec=a.dataset)]
+    runner.run(profile, a.out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force)
+    for path in tables.write_tables(a.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_tables(a: argparse.Namespace) -> int:
+    from benchmark import tables
+
+    if a.check:
+        stale = tables.check_tables(a.results)
+        if stale:
+            print("tables differ from the result files: " + ", ".join(stale)
+                  + " (run `leadrank tables` to regenerate)", file=sys.stderr)
+            return 1
+        print("tables match the result files")
+        return 0
+    for path in tables.write_tables(a.results):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_list(a: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from benchmark.registry import all_methods
+
+    rows = [(m.name, m.family, ",".join(m.tables), ("" if m.in_paper else "(not in paper) ") + m.description)
+            for m in all_methods().values()]
+    print(tabulate(rows, headers=["method", "family", "tables", "description"], tablefmt="simple"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"generate": cmd_generate, "run": cmd_run, "tables": cmd_tables, "list": cmd_list}[args.command]
+    try:
+        return handler(args)
+    except LeadrankError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished jobs are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

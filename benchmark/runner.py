@@ -1,0 +1,178 @@
+"""Runs (dataset x method x seed) jobs and writes one result per job.
+
+A job: load the dataset through the feature store (generating a synthetic
+world on first use), fit the method on train with valid for early stopping,
+score every test lead, compute the metrics with bootstrap CIs, and write the
+scores and the JSON record atomically. Finished jobs are skipped unless
+``force``; a job whose data cannot meet a method's requirement is recorded as
+"n/a" with the reason, so tables show it instead of silently dropping it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmark import registry
+from benchmark.metrics import evaluate
+from benchmark.profile import DatasetEntry, Profile
+from benchmark.results import RunRecord, finished, provenance, write_run
+from feature_store.errors import ConfigError, DataError
+from feature_store.spec import load_spec
+from feature_store.store import Dataset, SplitSet
+
+
+@dataclass(frozen=True)
+class Job:
+    entry: DatasetEntry
+    method: str
+    seed: int
+
+
+def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False) -> Dataset:
+    """Load a profile dataset: generate a synthetic world on first use, or read a spec."""
+    if entry.spec:
+        from feature_store.adapters import resolve_spec  # spec files and public-data adapters
+
+        return Dataset.load(resolve_spec(entry.spec, data_dir))
+    from feature_store.synthetic import generate
+
+    folder = Path(data_dir) / f"{entry.world}-{entry.leads}-s{entry.seed}"
+    if not (folder / "spec.yaml").is_file():
+        generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
+    # results are filed under the profile's dataset name, not the world's
+    return Dataset.load(replace(load_spec(folder / "spec.yaml"), name=entry.name))
+
+
+_SPLITS: dict[tuple[str, str], tuple[Dataset, SplitSet]] = {}
+
+
+def load_splits(entry: DatasetEntry, profile: Profile, progress: bool = False) -> tuple[Dataset, SplitSet]:
+    """Dataset and its splits, cached per process (all methods of a table share them)."""
+    key = (entry.name, repr(entry))
+    if key not in _SPLITS:
+        ds = resolve_dataset(entry, Path(profile.get("data_dir", "data")), progress)
+        splits = ds.splits(profile.get("eval.test_max_leads"), int(profile.get("eval.subsample_seed", 0)))
+        _SPLITS[key] = (ds, splits)
+    return _SPLITS[key]
+
+
+def missing_requirement(method: type[registry.Method], splits: SplitSet) -> str:
+    """Why the data cannot serve this method ('' when it can)."""
+    test = splits.test
+    checks = {"text": (test.schema.has_text, "no text column"),
+              "stage": (test.stage is not None, "no current-stage column"),
+              "p_true": (test.has_p_true, "no p_true (real data)"),
+              "h_text": (test.schema.has_text, "no text column")}
+    for req in method.requires:
+        ok, why = checks[req]
+        if not ok:
+            return why
+    return ""
+
+
+def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | None = None,
+         datasets: list[DatasetEntry] | None = None) -> list[Job]:
+    """Every job of the profile: each dataset with each method of its table and each seed."""
+    registered = registry.all_methods()
+    chosen = methods or profile.get("methods", "all")
+    if chosen == "all":
+        chosen = list(registered)
+    unknown = [m for m in chosen if m not in registered]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}", hint=f"registered: {', '.join(registered)}")
+    jobs = []
+    for entry in datasets or profile.datasets:
+        tables = ("table1", "table2") if entry.table == "all" else (entry.table,)
+        for m in chosen:
+            if any(t in registered[m].tables for t in tables):
+                jobs.extend(Job(entry, m, s) for s in (seeds or profile.seeds))
+    return jobs
+
+
+def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress: bool = False) -> RunRecord | None:
+    """Run one job and write its result; None when it was already finished."""
+    ds, splits = load_splits(job.entry, profile, progress)
+    if not force and finished(out, ds.name, job.method, job.seed, ds.fingerprint):
+        return None
+    cls = registry.get(job.method)
+    truth = splits.truth
+    base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=job.entry.table, family=cls.family,
+                in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
+                n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
+                config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config},
+                provenance=provenance())
+    why = missing_requirement(cls, splits)
+    if why:
+        record = RunRecord(status="n/a", reason=why, **base)
+        write_run(out, record, None)
+        return record
+    _seed_everything(job.seed)
+    method = cls(registry.MethodContext(seed=job.seed, config=profile.config, progress=progress,
+                                        cache_dir=str(Path(profile.get("data_dir", "data")) / "cache")))
+    train, valid, test = _prepare(cls, ds, splits, profile)
+    t0 = time.perf_counter()
+    method.fit(train, valid)
+    t1 = time.perf_counter()
+    scores = np.asarray(method.score(test), dtype=np.float64).reshape(-1)
+    t2 = time.perf_counter()
+    if scores.shape != (len(test),) or not np.all(np.isfinite(scores)):
+        raise DataError(f"method '{job.method}' returned {scores.shape} scores "
+                        f"({int((~np.isfinite(scores)).sum())} not finite) for {len(test)} test leads")
+    metrics = evaluate(truth.label, scores, int(profile.get("eval.bootstrap", 1000)), seed=job.seed)
+    t3 = time.perf_counter()
+    record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()}, info=method.run_info(),
+                       timings={"fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
+                                "metrics_s": round(t3 - t2, 3)}, **base)
+    frame = pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label})
+    write_run(out, record, frame)
+    return record
+
+
+def _prepare(cls: type[registry.Method], ds: Dataset, splits: SplitSet, profile: Profile):
+    """The splits a method sees: text embeddings attached where it asks for them."""
+    parts = (splits.train, splits.valid, splits.test)
+    if "h_text" in cls.requires:
+        from feature_store.embeddings import attach_h_text
+
+        parts = attach_h_text(ds, splits, profile.config)
+    return parts
+
+
+def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:
+    return {"world": entry.world, "leads": len(ds.frame), "split": ds.spec.split.kind,
+            "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test),
+            "test_positive_rate": float(splits.truth.label.mean())}
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: list[int] | None = None,
+        datasets: list[DatasetEntry] | None = None, force: bool = False, progress: bool = True) -> list[RunRecord]:
+    jobs = plan(profile, methods, seeds, datasets)
+    for entry in dict.fromkeys(j.entry for j in jobs):  # bad data fails here, before any training
+        load_splits(entry, profile, progress)
+    records = []
+    for job in tqdm(jobs, desc="jobs", unit="job", disable=not progress):
+        rec = run_job(job, profile, Path(out), force=force, progress=progress)
+        if rec is not None:
+            records.append(rec)
+            if progress:
+                auc = rec.metrics.get("auc", {}).get("value")
+                tqdm.write(f"  {rec.dataset}/{rec.method}/seed{rec.seed}: "
+                           + (f"AUC {auc:.4f}" if auc is not None else f"n/a ({rec.reason})"))
+    return records

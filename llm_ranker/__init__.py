@@ -1,0 +1,1 @@
+"""LLM rankers (asLLR, HPRO). Importing this package registers them."""

@@ -1,0 +1,81 @@
+"""The registry and the method contract — run on every registered method, today's and later ones."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import registry
+from benchmark.contract import ContractError, check_method
+from benchmark.registry import Method, register
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.mark.parametrize("name", sorted(registry.all_methods()))
+def test_every_registered_method_passes_the_contract(name, data_dir):
+    check_method(registry.get(name), data_dir)
+
+
+def test_duplicate_names_are_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        @register(name="logreg", family="x", tables=("table1",), description="clash")
+        class Clash(Method):
+            pass
+
+
+def test_contract_catches_a_method_that_peeks_at_test_labels(data_dir):
+    @register(name="_peeker", family="test", tables=("table1",), description="reads test labels")
+    class Peeker(Method):
+        def fit(self, train, valid):
+            return self
+
+        def score(self, test):
+            try:
+                return test.y.astype(float)
+            except Exception:
+                return np.zeros(len(test))
+    try:
+        with pytest.raises(ContractError, match="hidden|labels"):
+            check_method(Peeker, data_dir)
+    finally:
+        registry.unregister("_peeker")
+
+
+def test_contract_catches_nondeterminism_and_network(data_dir):
+    @register(name="_random", family="test", tables=("table1",), description="random scores")
+    class Random(Method):
+        def fit(self, train, valid):
+            return self
+
+        def score(self, test):
+            return np.random.default_rng().random(len(test))
+
+    @register(name="_online", family="test", tables=("table1",), description="phones home")
+    class Online(Method):
+        def fit(self, train, valid):
+            import socket
+            socket.create_connection(("example.com", 80), timeout=1)
+            return self
+    try:
+        with pytest.raises(ContractError, match="deterministic"):
+            check_method(Random, data_dir)
+        with pytest.raises(ContractError, match="network"):
+            check_method(Online, data_dir)
+    finally:
+        registry.unregister("_random")
+        registry.unregister("_online")
+
+
+def test_readme_add_a_model_example_runs_and_passes_the_contract(data_dir):
+    code = re.search(r"<!-- add-a-model -->\s*```python\n(.*?)```", README.read_text(), re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    namespace: dict = {}
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+        cls = registry.get("calls_so_far")
+        assert cls.tables == ("table2",)
+        check_method(cls, data_dir)
+    finally:
+        registry.unregister("calls_so_far")

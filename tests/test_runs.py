@@ -1,0 +1,106 @@
+"""Result files, resume, tables and the CLI, end to end on tiny worlds."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import results, runner, tables
+from benchmark.cli import main
+from benchmark.contract import contract_profile, tiny_entry
+
+
+@pytest.fixture(scope="module")
+def run_out(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("results")
+    profile = contract_profile(data_dir)
+    entries = [tiny_entry("table1"), tiny_entry("table2")]
+    runner.run(profile, out, methods=["logreg", "oracle", "funnel_recency"], datasets=entries, progress=False)
+    tables.write_tables(out)
+    return out, profile, entries
+
+
+def test_result_files_follow_the_contract(run_out):
+    out, _, _ = run_out
+    rec = json.loads((out / "runs/tiny-industrial/logreg/seed0.json").read_text())
+    assert set(rec["metrics"]) == {"auc", "p_at_0.1", "p_at_1.0", "r_at_5.0"}
+    for m in rec["metrics"].values():
+        assert set(m) == {"value", "ci_low", "ci_high"} and m["ci_low"] <= m["value"] <= m["ci_high"]
+    assert rec["fingerprint"] and rec["provenance"]["packages"]["numpy"] and "git_commit" in rec["provenance"]
+    assert set(rec["timings"]) >= {"fit_s", "score_s"}
+    scores = pd.read_parquet(out / "runs/tiny-industrial/logreg/seed0.scores.parquet")
+    assert list(scores.columns) == ["lead_id", "score", "label"] and len(scores) == rec["n_test"]
+
+
+def test_finished_jobs_are_skipped_and_force_recomputes(run_out):
+    out, profile, entries = run_out
+    assert runner.run(profile, out, methods=["logreg"], datasets=entries[:1], progress=False) == []
+    again = runner.run(profile, out, methods=["oracle"], datasets=entries[:1], force=True, progress=False)
+    assert [r.method for r in again] == ["oracle"]
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    target.write_text("old")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_bytes(target, b"new")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_interrupted_job_reruns_and_changed_data_reruns(run_out):
+    out, profile, entries = run_out
+    jp = results.json_path(out, "tiny-benchmark", "logreg", 0)
+    jp.unlink()  # as if killed before the JSON (the completion marker) landed
+    rec = runner.run(profile, out, methods=["logreg"], datasets=entries[:1], progress=False)
+    assert [r.method for r in rec] == ["logreg"]
+    assert not results.finished(out, "tiny-benchmark", "logreg", 0, "another-fingerprint")
+
+
+def test_tables_show_every_paper_row_and_the_oracle_on_top(run_out):
+    out, _, _ = run_out
+    t1, t2 = (out / "table1.md").read_text(), (out / "table2.md").read_text()
+    for row in ("W&D", "DeepFM", "xDeepFM", "DCN-M", "AutoInt", "asLLR (Base)", "asLLR + HPRO (Full)"):
+        assert row in t1
+    for row in ("Funnel+Recency", "Funnel+CTR (DeepFM, two-stage)", "asLLR (w/ HPRO)", "Relative lift"):
+        assert row in t2
+    assert "not run" in t1 and "Oracle (p_true)" in t1 and "Logistic regression *(not in paper)*" in t2
+    csv = pd.read_csv(out / "table2.csv")
+    assert (csv.loc[csv.method == "asllr_ce", "status"] == "not run").all()
+    ok = csv[csv.status == "ok"]
+    assert ok.loc[ok.method == "oracle", "auc"].iloc[0] >= ok.auc.max() - 1e-12
+
+
+def test_tables_check_catches_a_one_digit_change(run_out):
+    out, _, _ = run_out
+    assert tables.check_tables(out) == []
+    md = out / "table2.md"
+    text = md.read_text()
+    i = next(i for i, ch in enumerate(text) if ch.isdigit() and text[i - 2:i] == "0.")
+    md.write_text(text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1:])
+    assert main(["tables", "--results", str(out), "--check"]) == 1
+    assert main(["tables", "--results", str(out)]) == 0
+    assert main(["tables", "--results", str(out), "--check"]) == 0
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "spec.yaml"
+    bad.write_text("name: x\nfiles: [a.csv]\nid: id\nlabel: y\nfeatures: {numeric: [y]}\n")
+    assert main(["run", "--dataset", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "spec.yaml" in err and "'y'" in err
+
+
+def test_cli_list_and_generate(tmp_path):
+    exe = Path(sys.executable).parent / "leadrank"
+    listed = subprocess.run([exe, "list"], capture_output=True, text=True, check=True).stdout
+    assert "funnel_recency" in listed and "oracle" in listed
+    gen = subprocess.run([exe, "generate", "--world", "industrial", "--leads", "300", "--seed", "1",
+                          "--out", tmp_path / "w"], capture_output=True, text=True, check=True)
+    assert "leads/s" in gen.stdout and (tmp_path / "w/spec.yaml").is_file()
