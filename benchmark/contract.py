@@ -56,15 +56,15 @@ def tiny_entry(table: str, leads: int = 3000) -> DatasetEntry:
 
 
 def _fit_score(cls: type[Method], entry: DatasetEntry, profile: Profile, seed: int) -> tuple[np.ndarray, dict]:
-    from benchmark.runner import _prepare, load_splits, missing_requirement
+    from benchmark.runner import _prepare, cache_dir, load_splits, missing_requirement
 
     ds, splits = load_splits(entry, profile)
     why = missing_requirement(cls, splits)
     if why:
         raise ContractError(f"tiny world cannot serve '{cls.name}': {why}")
-    train, valid, test = _prepare(cls, ds, splits, profile)
+    (train, valid, test), _ = _prepare(cls, ds, splits, profile)
     test.reads.clear()
-    method = cls(MethodContext(seed=seed, config=profile.config, cache_dir=str(Path(profile.get("data_dir")) / "cache")))
+    method = cls(MethodContext(seed=seed, config=profile.config, cache_dir=str(cache_dir(profile))))
     with no_network():
         try:
             method.fit(train, valid)

@@ -115,8 +115,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
         return record
     _seed_everything(job.seed)
     method = cls(registry.MethodContext(seed=job.seed, config=profile.config, progress=progress,
-                                        cache_dir=str(Path(profile.get("data_dir", "data")) / "cache")))
-    train, valid, test = _prepare(cls, ds, splits, profile)
+                                        cache_dir=str(cache_dir(profile))))
+    (train, valid, test), prep_info = _prepare(cls, ds, splits, profile)
     t0 = time.perf_counter()
     method.fit(train, valid)
     t1 = time.perf_counter()
@@ -127,7 +127,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
                         f"({int((~np.isfinite(scores)).sum())} not finite) for {len(test)} test leads")
     metrics = evaluate(truth.label, scores, int(profile.get("eval.bootstrap", 1000)), seed=job.seed)
     t3 = time.perf_counter()
-    record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()}, info=method.run_info(),
+    record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()},
+                       info=prep_info | method.run_info(),
                        timings={"fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
     frame = pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label})
@@ -136,13 +137,16 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
 
 
 def _prepare(cls: type[registry.Method], ds: Dataset, splits: SplitSet, profile: Profile):
-    """The splits a method sees: text embeddings attached where it asks for them."""
-    parts = (splits.train, splits.valid, splits.test)
+    """The splits a method sees (text embeddings attached where it asks for them) and facts to record."""
     if "h_text" in cls.requires:
         from feature_store.embeddings import attach_h_text
 
-        parts = attach_h_text(ds, splits, profile.config)
-    return parts
+        return attach_h_text(ds, splits, profile.config, cache_dir(profile))
+    return (splits.train, splits.valid, splits.test), {}
+
+
+def cache_dir(profile: Profile) -> Path:
+    return Path(profile.get("data_dir", "data")) / "cache"
 
 
 def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:

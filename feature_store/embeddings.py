@@ -1,0 +1,115 @@
+"""Text embeddings ``h_text`` for CTR models, with an on-disk cache.
+
+A *provider* turns the leads' texts into vectors (``minilm``: a frozen sentence
+encoder; ``asllr``: the fine-tuned LLM ranker's pooled state, added by
+``llm_ranker``). The store then reduces them to ``h_text.dim`` dimensions with
+a PCA fit on train leads only, and caches the result keyed by (data
+fingerprint, provider id and settings, dimension, the split's lead ids), so a
+second run — or a second model — reuses it, and any change of the data
+invalidates it.
+
+Providers register with ``@register_provider("name")``; the profile picks one
+with ``h_text.provider`` and the table footnote names it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from feature_store.errors import ConfigError
+from feature_store.store import Dataset, Split, SplitSet
+
+_PROVIDERS: dict[str, type["EmbeddingProvider"]] = {}
+
+
+class EmbeddingProvider:
+    """Turns texts into vectors. Must not use labels of the leads it embeds for test
+    (and, for train leads, only in a cross-fitted way: see ``llm_ranker``)."""
+
+    id: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: Mapping[str, Any], seed: int = 0):
+        self.config, self.seed = config, seed
+
+    def settings(self) -> dict[str, Any]:
+        """Everything besides the data that changes the vectors (part of the cache key)."""
+        return {}
+
+    def embed(self, train: Split, valid: Split, test: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def register_provider(name: str):
+    def deco(cls: type[EmbeddingProvider]) -> type[EmbeddingProvider]:
+        if name in _PROVIDERS and _PROVIDERS[name] is not cls:
+            raise ValueError(f"embedding provider '{name}' is already registered")
+        cls.id = name
+        _PROVIDERS[name] = cls
+        return cls
+    return deco
+
+
+def get_provider(name: str) -> type[EmbeddingProvider]:
+    import importlib
+
+    for mod in ("feature_store.text_encoders", "llm_ranker"):  # modules that register providers
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+    if name not in _PROVIDERS:
+        raise ConfigError(f"unknown h_text provider '{name}'", hint=f"registered: {sorted(_PROVIDERS)}")
+    return _PROVIDERS[name]
+
+
+def reduce_dim(train: np.ndarray, others: list[np.ndarray], dim: int, seed: int) -> list[np.ndarray]:
+    """PCA fit on train rows only, applied to every part."""
+    from sklearn.decomposition import PCA
+
+    if dim > min(train.shape):
+        raise ConfigError(f"h_text.dim={dim} exceeds what the provider gives ({train.shape[1]} dims, "
+                          f"{train.shape[0]} train leads)", hint="lower --set h_text.dim")
+    pca = PCA(n_components=dim, random_state=seed).fit(train)
+    return [pca.transform(x).astype(np.float32) for x in (train, *others)]
+
+
+def _cache_key(ds: Dataset, splits: SplitSet, provider: EmbeddingProvider, dim: int) -> str:
+    h = hashlib.sha256(json.dumps({"fp": ds.fingerprint, "provider": provider.id, "settings": provider.settings(),
+                                   "dim": dim}, sort_keys=True, default=str).encode())
+    for part in (splits.train, splits.valid, splits.test):
+        h.update(np.ascontiguousarray(part.ids).tobytes() if part.ids.dtype != object else str(list(part.ids)).encode())
+    return h.hexdigest()[:20]
+
+
+def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path,
+                  seed: int = 0) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """(train, valid, test) h_text matrices and a description, from the cache when possible."""
+    cfg = config.get("h_text", {}) or {}
+    name, dim = cfg.get("provider", "minilm"), int(cfg.get("dim", 64))
+    provider = get_provider(name)(config, seed=0)  # embeddings are shared by every method and seed
+    path = Path(cache_dir) / "h_text" / ds.fingerprint / f"{name}-{dim}-{_cache_key(ds, splits, provider, dim)}.npz"
+    info = {"h_text_provider": f"{name} (dim {dim}{'; ' + provider.description if provider.description else ''})",
+            "h_text_cache": str(path)}
+    if path.is_file():
+        with np.load(path) as z:
+            return [z["train"], z["valid"], z["test"]], info | {"h_text_cache_hit": True}
+    raw = provider.embed(splits.train, splits.valid, splits.test)
+    parts = reduce_dim(raw[0], list(raw[1:]), dim, seed=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, train=parts[0], valid=parts[1], test=parts[2])
+    tmp.replace(path)
+    return parts, info | {"h_text_cache_hit": False}
+
+
+def attach_h_text(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path
+                  ) -> tuple[tuple[Split, Split, Split], dict[str, Any]]:
+    parts, info = h_text_arrays(ds, splits, config, cache_dir)
+    return tuple(s.with_h_text(p) for s, p in zip((splits.train, splits.valid, splits.test), parts)), info
