@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile key, e.g. --set eval.bootstrap=200 (repeatable)")
     r.add_argument("--force", action="store_true", help="recompute finished jobs")
+    r.add_argument("--jobs", type=int, default=1, help="jobs run in parallel through joblib (default 1)")
+    r.add_argument("--backend", default="loky", choices=("loky", "dask", "ray"),
+                   help="joblib backend; dask/ray send jobs to a cluster (see README)")
+    r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
 
     t = sub.add_parser("tables", help="render Table 1 and Table 2 from result files only")
     t.add_argument("--results", type=Path, default=Path("results"))
@@ -72,7 +76,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         named = {d.name: d for d in profile.datasets}
         datasets = [named[a.dataset]] if a.dataset in named else [DatasetEntry(name=a.dataset, table="all",
                                                                                 spec=a.dataset)]
-    runner.run(profile, a.out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force)
+    runner.run(profile, a.out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force, jobs=a.jobs,
+               backend=a.backend, scheduler=a.scheduler)
     for path in tables.write_tables(a.out):
         print(f"wrote {path}")
     return 0

@@ -96,6 +96,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def write_run(out: Path, record: RunRecord, scores: pd.DataFrame | None) -> Path:
     """Scores first, JSON last (the JSON marks the job as finished)."""
+    for stale in run_dir(out, record.dataset, record.method).glob(f".seed{record.seed}.*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a job of this seed that was killed mid-write
     if scores is not None:
         path = scores_path(out, record.dataset, record.method, record.seed)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,12 @@ scores and the JSON record atomically. Finished jobs are skipped unless
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -165,18 +167,67 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@contextmanager
+def _backend(jobs: int, backend: str, scheduler: str | None) -> Iterator[None]:
+    """joblib's backend for the jobs: loky (local processes, threads capped so N jobs share the
+    cores without oversubscription), or dask / ray to go past one machine."""
+    import joblib
+
+    if backend == "loky":
+        threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+        with joblib.parallel_config(backend="loky", n_jobs=jobs, inner_max_num_threads=threads):
+            yield
+    elif backend == "dask":
+        from dask.distributed import Client, LocalCluster
+
+        with ExitStack() as stack:
+            target = scheduler or stack.enter_context(
+                LocalCluster(n_workers=jobs, threads_per_worker=1, dashboard_address=":0"))
+            stack.enter_context(Client(target))
+            stack.enter_context(joblib.parallel_config(backend="dask", n_jobs=jobs))
+            yield
+    elif backend == "ray":
+        import ray
+        from ray.util.joblib import register_ray
+
+        register_ray()
+        ray.init(address=scheduler, ignore_reinit_error=True)
+        with joblib.parallel_config(backend="ray", n_jobs=jobs):
+            yield
+    else:
+        raise ConfigError(f"unknown --backend '{backend}'", hint="loky, dask or ray")
+
+
 def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: list[int] | None = None,
-        datasets: list[DatasetEntry] | None = None, force: bool = False, progress: bool = True) -> list[RunRecord]:
-    jobs = plan(profile, methods, seeds, datasets)
-    for entry in dict.fromkeys(j.entry for j in jobs):  # bad data fails here, before any training
+        datasets: list[DatasetEntry] | None = None, force: bool = False, progress: bool = True,
+        jobs: int = 1, backend: str = "loky", scheduler: str | None = None) -> list[RunRecord]:
+    """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib."""
+    plan_ = plan(profile, methods, seeds, datasets)
+    for entry in dict.fromkeys(j.entry for j in plan_):  # bad data fails here, before any training
         load_splits(entry, profile, progress)
+    bar = tqdm(total=len(plan_), desc="jobs", unit="job", disable=not progress)
     records = []
-    for job in tqdm(jobs, desc="jobs", unit="job", disable=not progress):
-        rec = run_job(job, profile, Path(out), force=force, progress=progress)
-        if rec is not None:
-            records.append(rec)
-            if progress:
-                auc = rec.metrics.get("auc", {}).get("value")
-                tqdm.write(f"  {rec.dataset}/{rec.method}/seed{rec.seed}: "
-                           + (f"AUC {auc:.4f}" if auc is not None else f"n/a ({rec.reason})"))
+
+    def done(rec: RunRecord | None) -> None:
+        bar.update()
+        if rec is None:
+            return
+        records.append(rec)
+        if progress:
+            auc = rec.metrics.get("auc", {}).get("value")
+            tqdm.write(f"  {rec.dataset}/{rec.method}/seed{rec.seed}: "
+                       + (f"AUC {auc:.4f}" if auc is not None else f"n/a ({rec.reason})"))
+
+    if jobs <= 1 and backend == "loky":
+        for job in plan_:
+            done(run_job(job, profile, Path(out), force=force, progress=progress))
+    else:
+        from joblib import Parallel, delayed
+
+        with _backend(jobs, backend, scheduler):
+            results = Parallel(return_as="generator_unordered")(
+                delayed(run_job)(job, profile, Path(out), force, False) for job in plan_)
+            for rec in results:
+                done(rec)
+    bar.close()
     return records

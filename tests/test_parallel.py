@@ -1,0 +1,70 @@
+"""Parallel and distributed runs, and resuming after a hard kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmark import runner
+from benchmark.contract import contract_profile, tiny_entry
+from benchmark.results import all_runs
+
+LEADRANK = Path(sys.executable).parent / "leadrank"
+
+
+def _scores(out):
+    return {(r.dataset, r.method, r.seed): pd.read_parquet(
+        Path(out) / f"runs/{r.dataset}/{r.method}/seed{r.seed}.scores.parquet").score.tolist() for r in all_runs(out)}
+
+
+def test_joblib_loky_matches_sequential(tmp_path, data_dir):
+    profile = contract_profile(data_dir)
+    entries = [tiny_entry("table2")]
+    runner.run(profile, tmp_path / "seq", methods=["logreg", "funnel_recency"], datasets=entries, progress=False)
+    runner.run(profile, tmp_path / "par", methods=["logreg", "funnel_recency"], datasets=entries, progress=False,
+               jobs=2)
+    assert _scores(tmp_path / "seq") == _scores(tmp_path / "par") and len(_scores(tmp_path / "par")) == 2
+
+
+@pytest.mark.slow
+def test_dask_backend_runs_two_jobs_on_a_local_cluster(tmp_path, data_dir):
+    profile = contract_profile(data_dir)
+    recs = runner.run(profile, tmp_path, methods=["logreg", "oracle"], datasets=[tiny_entry("table1")],
+                      progress=False, jobs=2, backend="dask")
+    assert sorted(r.method for r in recs) == ["logreg", "oracle"]
+
+
+def _profile_file(tmp_path, data_dir):
+    prof = yaml.safe_load((Path(runner.__file__).parent / "profiles/quick.yaml").read_text())
+    prof["datasets"] = {"tiny-benchmark": {"world": "benchmark", "leads": 3000, "seed": 0, "table": "table1"},
+                        "tiny-industrial": {"world": "industrial", "leads": 3000, "seed": 0, "table": "table2"}}
+    prof["data_dir"], prof["seeds"], prof["eval"]["bootstrap"] = str(data_dir), [0, 1, 2], 50
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(prof))
+    return path
+
+
+def test_sigkill_mid_run_resumes_to_the_same_results(tmp_path, data_dir):
+    profile = _profile_file(tmp_path, data_dir)
+    args = [LEADRANK, "run", "--profile", str(profile), "--methods", "logreg,funnel_recency,oracle"]
+    subprocess.run(args + ["--out", tmp_path / "full"], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", killed], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(killed.glob("runs/*/*/seed*.json"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_before = len(list(killed.glob("runs/*/*/seed*.json")))
+    assert 2 <= n_before < 12, "the kill should land mid-run"
+    subprocess.run(args + ["--out", killed], check=True, capture_output=True)
+    assert _scores(killed) == _scores(tmp_path / "full")
+    assert (killed / "table2.md").read_text() == (tmp_path / "full" / "table2.md").read_text()
+    assert not list(killed.rglob("*.tmp"))
