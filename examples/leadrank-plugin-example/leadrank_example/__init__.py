@@ -1,0 +1,1 @@
+"""Example leadrank-bench plugin."""

@@ -1,0 +1,16 @@
+"""A method living outside leadrank-bench: engagement-weighted recency."""
+
+import numpy as np
+
+from benchmark.registry import Method, register
+
+
+@register(name="example_engagement", family="rule", tables=("table1", "table2"), in_paper=False,
+          description="Example plugin: configurator + price-page views, then recency")
+class Engagement(Method):
+    def fit(self, train, valid):
+        return self
+
+    def score(self, test):
+        views = sum(np.nan_to_num(test.numeric(c)) for c in ("configurator_sessions", "price_page_views"))
+        return np.log1p(views) - 0.01 * np.nan_to_num(test.numeric("days_since_last_activity"))
