@@ -118,6 +118,7 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     _seed_everything(job.seed)
     method = cls(registry.MethodContext(seed=job.seed, config=profile.config, progress=progress,
                                         cache_dir=str(cache_dir(profile))))
+    tp = time.perf_counter()
     (train, valid, test), prep_info = _prepare(cls, ds, splits, profile)
     t0 = time.perf_counter()
     method.fit(train, valid)
@@ -131,7 +132,7 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     t3 = time.perf_counter()
     record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()},
                        info=prep_info | method.run_info(),
-                       timings={"fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
+                       timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
     frame = pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label})
     write_run(out, record, frame)
