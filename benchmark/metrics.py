@@ -26,10 +26,9 @@ applied to several score vectors for paired comparisons (gain, lift).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterator
-
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
@@ -69,17 +68,30 @@ class _Ranking:
         self.order = np.argsort(-scores, kind="stable")
         s = scores[self.order]
         self.starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-        self.y_sorted = np.asarray(y)[self.order].astype(np.float64)
+        self.y_sorted = np.asarray(y)[self.order]
+        # positives are few: sum their weights per group over the positive columns only
+        group_of = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1
+        pos_group = group_of[self.y_sorted == 1]
+        self.pos_groups = np.unique(pos_group)
+        self.pos_starts = np.searchsorted(pos_group, self.pos_groups)
 
     def grouped(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per tie group: total weight and positive weight, shape (B, G)."""
         ws = w[:, self.order]
-        return np.add.reduceat(ws, self.starts, axis=1), np.add.reduceat(ws * self.y_sorted, self.starts, axis=1)
+        wg = np.add.reduceat(ws, self.starts, axis=1).astype(np.float64)
+        pg = np.add.reduceat(ws[:, self.y_sorted == 1], self.pos_starts, axis=1).astype(np.float64)
+        out = np.zeros_like(wg)
+        out[:, self.pos_groups] = pg
+        return wg, out
 
 
 def _weighted(key: str, rank: _Ranking, w: np.ndarray) -> np.ndarray:
     """Metric ``key`` for each row of multiplicity weights ``w`` (B, N)."""
-    wg, pg = rank.grouped(w)
+    return _from_groups(key, *rank.grouped(w))
+
+
+def _from_groups(key: str, wg: np.ndarray, pg: np.ndarray) -> np.ndarray:
+    """Metric ``key`` from per-tie-group total and positive weights (B, G), groups by descending score."""
     n_pos = pg.sum(1)
     n_all = wg.sum(1)
     kind, pct = parse_key(key)
@@ -114,22 +126,33 @@ def recall_at(y: np.ndarray, scores: np.ndarray, pct: float) -> float:
 
 
 def bootstrap_weights(y: np.ndarray, n_resamples: int, seed: int, max_cells: int = 4_000_000
-                      ) -> Iterator[np.ndarray]:
-    """Stratified bootstrap resamples as multiplicity weights, in batches of shape (b, N)."""
+                      ) -> list[np.ndarray]:
+    """Stratified bootstrap resamples as multiplicity weights, in batches of shape (b, N).
+
+    float32 holds the integer multiplicities exactly. The last request is cached:
+    rendering a table asks for the same resamples of the same test leads many times."""
     y = np.asarray(y)
+    key = (hashlib.sha1(y.tobytes()).hexdigest(), n_resamples, seed, max_cells)
+    if _WEIGHTS_CACHE.get("key") == key:
+        return _WEIGHTS_CACHE["batches"]
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     rng = np.random.default_rng([seed, 2718])
     batch = max(1, min(n_resamples, max_cells // max(len(y), 1)))
-    done = 0
+    batches, done = [], 0
     while done < n_resamples:
         b = min(batch, n_resamples - done)
-        w = np.zeros((b, len(y)))
+        w = np.zeros((b, len(y)), dtype=np.float32)
         if len(pos):
             w[:, pos] = rng.multinomial(len(pos), np.full(len(pos), 1.0 / len(pos)), size=b)
         if len(neg):
             w[:, neg] = rng.multinomial(len(neg), np.full(len(neg), 1.0 / len(neg)), size=b)
         done += b
-        yield w
+        batches.append(w)
+    _WEIGHTS_CACHE.update(key=key, batches=batches)
+    return batches
+
+
+_WEIGHTS_CACHE: dict = {}
 
 
 def bootstrap(y: np.ndarray, score_sets: list[np.ndarray], keys: tuple[str, ...] = METRIC_KEYS,
@@ -139,11 +162,13 @@ def bootstrap(y: np.ndarray, score_sets: list[np.ndarray], keys: tuple[str, ...]
     All score vectors see the same resamples, so differences between rows of the
     result are paired comparisons on the same test leads."""
     ranks = [_Ranking(s, y) for s in score_sets]
-    out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    out: dict[str, list[list[np.ndarray]]] = {k: [[] for _ in ranks] for k in keys}
     for w in bootstrap_weights(y, n_resamples, seed):
-        for k in keys:
-            out[k].append(np.stack([_weighted(k, r, w) for r in ranks]))
-    return {k: np.concatenate(v, axis=1) for k, v in out.items()}
+        for i, r in enumerate(ranks):
+            groups = r.grouped(w)  # once per score vector and batch, shared by every metric
+            for k in keys:
+                out[k][i].append(_from_groups(k, *groups))
+    return {k: np.stack([np.concatenate(parts) for parts in v]) for k, v in out.items()}
 
 
 def interval(samples: np.ndarray, value: float, level: float = 0.95) -> Estimate:
