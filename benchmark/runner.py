@@ -105,8 +105,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
         return None
     cls = registry.get(job.method)
     truth = splits.truth
-    base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=job.entry.table, family=cls.family,
-                in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
+    base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=_record_table(job.entry, cls),
+                family=cls.family, in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
                 n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
                 config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config},
                 provenance=provenance())
@@ -152,10 +152,19 @@ def cache_dir(profile: Profile) -> Path:
     return Path(profile.get("data_dir", "data")) / "cache"
 
 
+def _record_table(entry: DatasetEntry, cls: type[registry.Method]) -> str:
+    """The table(s) a result is shown in: the entry's, or for a dataset of both tables (a user's spec,
+    public data) the method's own, so a Table-2 rule does not appear as an extra row of Table 1."""
+    return ",".join(cls.tables) if entry.table == "all" else entry.table
+
+
 def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:
     return {"world": entry.world, "leads": len(ds.frame), "split": ds.spec.split.kind,
             "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test),
-            "test_positive_rate": float(splits.truth.label.mean())}
+            "test_positive_rate": float(splits.truth.label.mean()),
+            # what the data has decides which rows are n/a; the table footnote says so
+            "has_text": splits.test.schema.has_text, "has_stage": splits.test.stage is not None,
+            "has_outcomes": bool(ds.spec.outcomes.columns)}
 
 
 def _seed_everything(seed: int) -> None:
@@ -204,8 +213,10 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
         jobs: int = 1, backend: str = "loky", scheduler: str | None = None) -> list[RunRecord]:
     """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib."""
     plan_ = plan(profile, methods, seeds, datasets)
-    for entry in dict.fromkeys(j.entry for j in plan_):  # bad data fails here, before any training
-        load_splits(entry, profile, progress)
+    for entry in dict.fromkeys(j.entry for j in plan_):  # bad data fails here, before any result is written
+        ds, _ = load_splits(entry, profile, progress)
+        for warning in ds.warnings if progress else ():
+            tqdm.write(f"warning: {warning}")
     bar = tqdm(total=len(plan_), desc="jobs", unit="job", disable=not progress)
     records = []
 

@@ -6,6 +6,9 @@ serve the method. Methods outside the papers that belong to a table (logreg,
 lightgbm, plugins) follow, marked "not in paper"; the oracle closes the table.
 Derived rows — the gain of ``+h_text`` and the relative lift of HPRO — come from
 a paired bootstrap over the same test leads, read from the per-lead score files.
+Every row is also tested against its table's reference row (``benchmark.significance``):
+a † marks p < 0.05 and ``significance.md`` lists every p-value. Plots
+(``benchmark.plots``) are linked under each dataset's table.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
+from benchmark import plots, significance
 from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, point
-from benchmark.results import RunRecord, all_runs, read_scores
+from benchmark.results import RunRecord, all_runs
+from feature_store.validate import data_gaps
 
 CTR = (("W&D", "wdl"), ("DeepFM", "deepfm"), ("xDeepFM", "xdeepfm"), ("DCN", "dcn"), ("DCN-M", "dcnm"),
        ("AutoInt", "autoint"))
@@ -42,6 +47,9 @@ TABLE2 = [Row("Funnel+Recency", "funnel_recency"), Row("Funnel+CTR (DeepFM, two-
           Row("asLLR (w/ HPRO)", "asllr_hpro", baseline="asllr_ce")]
 LAYOUT = {"table1": (TABLE1, ("auc",)), "table2": (TABLE2, METRIC_KEYS)}
 TITLES = {"table1": "Table 1", "table2": "Table 2"}
+# The row each table's claim is about: (candidate methods, how to name them); see benchmark.significance.
+REFERENCE = {"table1": (tuple(m for _, m in CTR), "the best CTR model without h_text"),
+             "table2": (("asllr_ce",), "asLLR (w/o HPRO)")}
 HEAD = {"auc": "AUC", "p_at_0.1": "P@0.1%", "p_at_1.0": "P@1.0%", "r_at_5.0": "R@5.0%"}
 
 
@@ -74,14 +82,11 @@ def aggregate(records: list[RunRecord]) -> Cell:
 def paired(out: Path, a: RunRecord, b: RunRecord, keys: tuple[str, ...], relative: bool,
            n_resamples: int) -> dict[str, Estimate]:
     """a − b (or (a − b) / b) per metric, with a paired bootstrap CI over the same test leads."""
-    sa, sb = read_scores(out, a), read_scores(out, b)
-    if not np.array_equal(sa["lead_id"].to_numpy(), sb["lead_id"].to_numpy()):
-        sb = sb.set_index("lead_id").loc[sa["lead_id"]].reset_index()
-    y = sa["label"].to_numpy()
-    boots = bootstrap(y, [sa["score"].to_numpy(), sb["score"].to_numpy()], keys, n_resamples, seed=0)
+    y, (sa, sb) = significance.paired_scores(out, [a, b])
+    boots = bootstrap(y, [sa, sb], keys, n_resamples, seed=0)
     res = {}
     for k in keys:
-        va, vb = point(k, y, sa["score"].to_numpy()), point(k, y, sb["score"].to_numpy())
+        va, vb = point(k, y, sa), point(k, y, sb)
         da, db = boots[k]
         if relative:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -102,7 +107,8 @@ def fmt(e: Estimate | None, key: str, signed: bool = False) -> str:
     return f"{100 * e.value:{s}.2f}% [{100 * e.ci_low:{s}.2f}, {100 * e.ci_high:{s}.2f}]"
 
 
-def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]) -> tuple[str, pd.DataFrame]:
+def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]) -> tuple[str, pd.DataFrame, str]:
+    """The dataset's table (Markdown and CSV frame) and its section of significance.md."""
     rows, keys = LAYOUT[table]
     by_method: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
@@ -117,6 +123,9 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
 
     md_rows, csv_rows, notes, na = [], [], [], []
     cells = {row.method: aggregate(by_method.get(row.method, [])) for row in all_rows}
+    ok = [row.method for row in all_rows if cells[row.method].status == "ok"]
+    tests = significance.compare(out, {m: _first(by_method[m]) for m in ok},
+                                 {m: cells[m].estimates["auc"].value for m in ok}, *REFERENCE[table], keys, n_boot)
     for row in all_rows:
         cell = cells[row.method]
         line = [row.label] + ([row.embedding] if table == "table1" else [])
@@ -124,10 +133,11 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
         if table == "table1":
             rec["embedding"] = row.embedding
         if cell.status == "ok":
-            line += [fmt(cell.estimates.get(k), k) for k in keys]
+            line += [significance.mark(fmt(cell.estimates.get(k), k), tests.p(row.method, k)) for k in keys]
             for k in keys:
                 e = cell.estimates.get(k)
                 rec.update({k: e.value, f"{k}_ci_low": e.ci_low, f"{k}_ci_high": e.ci_high} if e else {})
+                rec[f"{k}_p"] = tests.p(row.method, k)
         else:
             text = "not run" if cell.status == "not run" else "n/a"
             line += [text] + ["–"] * (len(keys) - 1)
@@ -152,7 +162,13 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
     headers = (["Model", "Embedding"] if table == "table1" else ["Method"]) + \
               [f"{HEAD[k]} [95% CI]" for k in keys] + (["Gain ΔAUC [95% CI]"] if table == "table1" else [])
     md = tabulate(md_rows, headers=headers, tablefmt="github", disable_numparse=True)
-    return md + "\n\n" + _footnotes(table, records, notes, na), pd.DataFrame(csv_rows)
+    if ok:
+        md += "\n\n" + plots.links(dataset)
+    labels = {row.method: row.label + (f" ({row.embedding})" if row.embedding != "-" else "") for row in all_rows}
+    sig = significance.section(tests, [(labels[r.method], r.method, cells[r.method].status) for r in all_rows], keys,
+                               HEAD, n_boot)
+    notes = ([significance.footnote(tests, labels)] if ok else []) + notes
+    return md + "\n\n" + _footnotes(table, records, notes, na), pd.DataFrame(csv_rows), sig
 
 
 def _lift_row(out, by_method, cells, row, keys, n_boot):
@@ -196,41 +212,51 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
     if any(r.method == "oracle" for r in ok):
         lines.append("Oracle: scores = the true conversion probability p_true of the synthetic world; "
                      "the ceiling no honest model can pass beyond its CI.")
+    info = records[0].dataset_info if records else {}
+    gaps = data_gaps(info.get("has_text", True), info.get("has_stage", True), info.get("has_outcomes", True),
+                     llm=any(r.family == "llm" for r in ok), hpro=any("hpro" in r.method for r in ok))
+    if gaps:
+        lines.append("Data: " + "; ".join(gaps) + ".")
     lines.append("\"not run\": no result file for this row (the method is not registered yet or was not selected).")
     lines += [f"n/a — {x}" for x in na] + notes
     return "\n".join(f"- {x}" for x in lines) + "\n"
 
 
-def render_all(out: Path) -> dict[str, tuple[str, pd.DataFrame]]:
-    """``{"table1": (markdown, frame), "table2": ...}`` from the result files under ``out``."""
+def render_all(out: Path) -> dict[str, str]:
+    """File name -> text of every rendered file (table1.md/.csv, table2.md/.csv, significance.md)
+    from the result files under ``out``."""
     out = Path(out)
     runs = all_runs(out)
     per_table: dict[str, dict[str, list[RunRecord]]] = {"table1": defaultdict(list), "table2": defaultdict(list)}
     for r in runs:
-        for t in (("table1", "table2") if r.table == "all" else (r.table,)):
+        for t in (("table1", "table2") if r.table == "all" else tuple(r.table.split(","))):
             per_table[t][r.dataset].append(r)
-    rendered = {}
+    rendered, sig_parts = {}, []
     for table, datasets in per_table.items():
         parts, frames = [], []
         for ds in sorted(datasets) or [None]:
             recs = datasets.get(ds, []) if ds else []
-            md, frame = render_dataset(out, table, ds or "-", recs)
+            md, frame, sig = render_dataset(out, table, ds or "-", recs)
             split = recs[0].dataset_info.get("split", "temporal") if recs else "temporal"
             title = f"## {TITLES[table]} — dataset `{ds or 'none'}`" + (" (random split)" if split == "random" else "")
             parts.append(f"{title}\n\n{md}")
+            sig_parts.append(f"{title}\n\n{sig}")
             frame.insert(0, "dataset", ds or "")
             frames.append(frame)
-        rendered[table] = ("\n".join(parts), pd.concat(frames, ignore_index=True))
+        rendered[f"{table}.md"] = "\n".join(parts)
+        rendered[f"{table}.csv"] = _csv(pd.concat(frames, ignore_index=True))
+    rendered["significance.md"] = significance.document(sig_parts)
     return rendered
 
 
-def write_tables(out: Path) -> list[Path]:
+def write_tables(out: Path, with_plots: bool = True) -> list[Path]:
+    """Write the tables and significance.md, then (unless told not to) render the plots they link to."""
     written = []
-    for table, (md, frame) in render_all(out).items():
-        for path, text in ((Path(out) / f"{table}.md", md), (Path(out) / f"{table}.csv", _csv(frame))):
-            path.write_text(text)
-            written.append(path)
-    return written
+    for name, text in render_all(out).items():
+        path = Path(out) / name
+        path.write_text(text)
+        written.append(path)
+    return written + (plots.write_plots(out) if with_plots else [])
 
 
 def _csv(frame: pd.DataFrame) -> str:
@@ -238,10 +264,13 @@ def _csv(frame: pd.DataFrame) -> str:
 
 
 def check_tables(out: Path) -> list[str]:
-    """Names of committed table files that differ from what the result files give."""
+    """Names of committed table files (and significance.md) that differ from what the result files give.
+
+    Plots are not compared: PNG bytes depend on the matplotlib version and fonts, and
+    they are drawn from the same score files the checked tables are."""
     stale = []
-    for table, (md, frame) in render_all(out).items():
-        for path, text in ((Path(out) / f"{table}.md", md), (Path(out) / f"{table}.csv", _csv(frame))):
-            if not path.is_file() or path.read_text() != text:
-                stale.append(str(path))
+    for name, text in render_all(out).items():
+        path = Path(out) / name
+        if not path.is_file() or path.read_text() != text:
+            stale.append(str(path))
     return stale

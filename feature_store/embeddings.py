@@ -1,8 +1,8 @@
 """Text embeddings ``h_text`` for CTR models, with an on-disk cache.
 
 A *provider* turns the leads' texts into vectors (``minilm``: a frozen sentence
-encoder; ``asllr``: the fine-tuned LLM ranker's pooled state, added by
-``llm_ranker``). The store then reduces them to ``h_text.dim`` dimensions with
+encoder; ``tfidf``: a bag-of-words baseline, both in ``text_encoders``;
+``asllr``: the fine-tuned LLM ranker's pooled state, added by ``llm_ranker``). The store then reduces them to ``h_text.dim`` dimensions with
 a PCA fit on train leads only, and caches the result keyed by (data
 fingerprint, provider id and settings, dimension, the split's lead ids), so a
 second run — or a second model — reuses it, and any change of the data
@@ -33,6 +33,7 @@ class EmbeddingProvider:
 
     id: ClassVar[str]
     description: ClassVar[str] = ""
+    progress: bool | None = None  # show a progress bar; None = only on an interactive terminal
 
     def __init__(self, config: Mapping[str, Any], seed: int = 0):
         self.config, self.seed = config, seed
@@ -89,11 +90,12 @@ def _cache_key(ds: Dataset, splits: SplitSet, provider: EmbeddingProvider, dim: 
 
 
 def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path,
-                  seed: int = 0) -> tuple[list[np.ndarray], dict[str, Any]]:
+                  seed: int = 0, progress: bool | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
     """(train, valid, test) h_text matrices and a description, from the cache when possible."""
     cfg = config.get("h_text", {}) or {}
     name, dim = cfg.get("provider", "minilm"), int(cfg.get("dim", 64))
     provider = get_provider(name)(config, seed=0)  # embeddings are shared by every method and seed
+    provider.progress = progress
     path = Path(cache_dir) / "h_text" / ds.fingerprint / f"{name}-{dim}-{_cache_key(ds, splits, provider, dim)}.npz"
     info = {"h_text_provider": f"{name} (dim {dim}{'; ' + provider.description if provider.description else ''})",
             "h_text_cache": str(path)}
@@ -109,7 +111,7 @@ def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cach
     return parts, info | {"h_text_cache_hit": False}
 
 
-def attach_h_text(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path
-                  ) -> tuple[tuple[Split, Split, Split], dict[str, Any]]:
-    parts, info = h_text_arrays(ds, splits, config, cache_dir)
+def attach_h_text(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path,
+                  progress: bool | None = None) -> tuple[tuple[Split, Split, Split], dict[str, Any]]:
+    parts, info = h_text_arrays(ds, splits, config, cache_dir, progress=progress)
     return tuple(s.with_h_text(p) for s, p in zip((splits.train, splits.valid, splits.test), parts)), info

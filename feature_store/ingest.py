@@ -1,14 +1,32 @@
-"""Reading a dataset's files into one frame, with errors that name file, column and row.
+"""Reading a dataset's files into one typed frame, batch by batch.
 
-Only the columns the spec names are read (Parquet and CSV through pyarrow, so a
-wide export is never loaded whole into pandas). Times are parsed with the
-spec's ``time_format`` or as ISO 8601; timezone-aware times are converted to
-UTC and stored naive.
+Only the columns the spec names are read. Parquet is read per record batch
+and CSV through pyarrow's streaming reader, every CSV column as a string: a
+streaming reader infers types from its first block and would fail (without a
+row number) when a later block disagrees, and strings keep leading zeros of
+codes such as zip codes. Each batch is then typed by the column's role (and its
+``dtypes`` fix, if any), so a bad value is caught with its file and row while
+only one batch is held besides the result.
+
+Typing rules: numeric features, call seconds and ``p_true`` become numbers;
+the time column becomes naive UTC datetimes (``time_format``, ``unix_s``/
+``unix_ms``, or ISO 8601; offsets such as ``+02:00`` are converted to UTC,
+times without an offset are taken as UTC); the label becomes 0/1 (through
+``label_positive`` where the export says e.g. "Yes"/"No"); categorical, text
+and stage columns keep their values. A value that cannot be typed is not
+raised here: it is recorded (first one per column) for
+:mod:`feature_store.validate`, which reports every problem at once.
+
+Rows are numbered from 1 within their file, the header not counted (row 1 is
+line 2 of a CSV).
 """
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,71 +36,235 @@ import pyarrow.parquet as pq
 import yaml
 
 from feature_store.errors import DataError
-from feature_store.spec import DatasetSpec
+from feature_store.spec import TIME_FORMATS_EPOCH, DatasetSpec
 from feature_store.store import file_digest
 
-
-def spec_columns(spec: DatasetSpec) -> list[str]:
-    cols = [spec.id, spec.time, spec.label, *spec.features, spec.current_stage, *spec.outcomes.columns, spec.p_true]
-    return list(dict.fromkeys(c for c in cols if c))
-
-
-def _read_one(path: Path, columns: list[str]) -> pa.Table:
-    if not path.is_file():
-        raise DataError("data file not found", file=str(path))
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        available = pq.read_schema(path).names
-        reader = lambda cols: pq.read_table(path, columns=cols)  # noqa: E731
-    elif suffix in (".csv", ".gz", ".tsv"):
-        opts = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
-        available = pacsv.open_csv(path, parse_options=opts).schema.names
-        reader = lambda cols: pacsv.read_csv(  # noqa: E731
-            path, parse_options=opts, convert_options=pacsv.ConvertOptions(include_columns=cols))
-    else:
-        raise DataError(f"unsupported file type '{suffix}'", file=str(path), hint="use .parquet or .csv")
-    missing = [c for c in columns if c not in available]
-    if missing:
-        raise DataError(f"column(s) named in the spec are missing from the data: {missing}", file=str(path),
-                        column=missing[0], hint=f"available columns: {available[:20]}")
-    return reader(columns)
+BATCH_ROWS = 65_536  # Parquet rows per batch
+CSV_BLOCK_BYTES = 8 << 20  # CSV bytes per batch
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
-def _parse_time(s: pd.Series, fmt: str | None, spec: DatasetSpec) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(s):
-        parsed = s
-    else:
-        parsed = pd.to_datetime(s, format=fmt or "ISO8601", utc=True, errors="coerce")
-        bad = parsed.isna() & s.notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"cannot parse time value {s.iloc[row]!r}", file=spec.source, column=spec.time, row=row,
-                            hint=f"set 'time_format' in the spec (now: {fmt or 'ISO 8601'})")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]")
+@dataclass(frozen=True)
+class BadValue:
+    """The first value of a column that could not be typed (``row``: index in the whole frame)."""
+
+    row: int
+    value: object
+    expected: str
 
 
-def read_frame(spec: DatasetSpec) -> tuple[pd.DataFrame, str]:
-    """All rows of the spec's files, spec columns only, checked; plus the data fingerprint."""
+@dataclass(frozen=True)
+class Source:
+    """One data file and the frame rows that came from it."""
+
+    path: Path
+    start: int
+    rows: int
+    all_columns: tuple[str, ...]
+
+
+@dataclass
+class Ingested:
+    """The typed frame of a spec's files, plus what reading found wrong."""
+
+    frame: pd.DataFrame
+    fingerprint: str
+    sources: list[Source]
+    bad: dict[str, BadValue] = field(default_factory=dict)
+    label_values: dict[str, int] = field(default_factory=dict)  # with label_positive: negative value -> first row
+
+    def locate(self, row: int) -> tuple[str, int]:
+        """(file, 1-based data row in that file) of a frame row."""
+        for s in self.sources:
+            if s.start <= row < s.start + s.rows:
+                return str(s.path), row - s.start + 1
+        raise IndexError(row)
+
+    @property
+    def files(self) -> str:
+        """The data file(s), as problems about a whole column name them."""
+        names = [str(s.path) for s in self.sources]
+        return names[0] + (f" (and {len(names) - 1} more file(s))" if len(names) > 1 else "")
+
+    @property
+    def unused_columns(self) -> list[str]:
+        """Columns of the files that the spec does not name (never read, never handed to a model)."""
+        return sorted({c for s in self.sources for c in s.all_columns} - set(self.frame.columns))
+
+
+def read(spec: DatasetSpec) -> Ingested:
+    """Every row of the spec's files, spec columns only, typed by role. Raises DataError when a
+    file cannot be read at all (missing file, missing columns, malformed CSV)."""
     paths = spec.paths
-    columns = spec_columns(spec)
-    frame = pa.concat_tables([_read_one(p, columns) for p in paths], promote_options="permissive").to_pandas()
-    if spec.time:
-        frame[spec.time] = _parse_time(frame[spec.time], spec.time_format, spec)
-        if frame[spec.time].isna().any():
-            row = int(np.flatnonzero(frame[spec.time].isna().to_numpy())[0])
-            raise DataError("missing time value", file=spec.source, column=spec.time, row=row)
-    label = pd.to_numeric(frame[spec.label], errors="coerce")
-    bad = ~label.isin([0, 1])
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"label must be 0/1, found {frame[spec.label].iloc[row]!r}", file=spec.source,
-                        column=spec.label, row=row)
-    frame[spec.label] = label.astype(np.int8)
-    dup = frame[spec.id].duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(f"duplicate lead id {frame[spec.id].iloc[row]!r}", file=spec.source, column=spec.id, row=row)
+    columns = list(spec.columns)
+    typer = _Typer(spec)
+    frames, sources, start = [], [], 0
+    for path in paths:
+        available = _column_names(path, spec)
+        _check_columns(path, columns, available)
+        n = 0
+        for batch in _batches(path, columns, spec):
+            frames.append(typer.apply(batch.to_pandas(), start + n))
+            n += batch.num_rows
+        sources.append(Source(path, start, n, tuple(available)))
+        start += n
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     extra = yaml.safe_dump(spec.to_dict(), sort_keys=True).encode()
-    return frame, file_digest(paths, extra)
+    return Ingested(frame, file_digest(paths, extra), sources, typer.bad, typer.label_values)
+
+
+# ---- files --------------------------------------------------------------------
+
+def _kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] in ([".parquet"], [".pq"]):
+        return "parquet"
+    if suffixes[-1:] in ([".csv"], [".tsv"]) or suffixes[-2:] in ([".csv", ".gz"], [".tsv", ".gz"]):
+        return "csv"
+    raise DataError(f"unsupported file type '{''.join(path.suffixes)}'", file=str(path),
+                    hint="use .parquet, .csv, .tsv or .csv.gz")
+
+
+def _parse_options(path: Path, spec: DatasetSpec) -> pacsv.ParseOptions:
+    tab = ".tsv" in [s.lower() for s in path.suffixes]
+    return pacsv.ParseOptions(delimiter=spec.delimiter or ("\t" if tab else ","))
+
+
+def _column_names(path: Path, spec: DatasetSpec) -> list[str]:
+    if not path.is_file():
+        raise DataError("data file not found", file=str(path), hint="paths in 'files' are relative to the spec")
+    try:
+        if _kind(path) == "parquet":
+            return pq.read_schema(path).names
+        header_only = pacsv.ParseOptions(delimiter=_parse_options(path, spec).delimiter,
+                                         invalid_row_handler=lambda row: "skip")  # names only; rows are read later
+        return pacsv.open_csv(path, parse_options=header_only).schema.names
+    except pa.ArrowException as e:
+        raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path)) from None
+
+
+def _check_columns(path: Path, wanted: list[str], available: list[str]) -> None:
+    missing = [c for c in wanted if c not in available]
+    if not missing:
+        return
+    hints = []
+    for col in missing:
+        close = difflib.get_close_matches(col, available, n=1, cutoff=0.5)
+        if close:
+            hints.append(f"'{col}' -> '{close[0]}'?")
+    if len(available) == 1 and any(d in available[0] for d in ";|\t,"):
+        hints.append("the header was read as one column: set 'delimiter' in the spec")
+    hints.append(f"the file has {len(available)} columns: {available[:12]}" + (" ..." if len(available) > 12 else ""))
+    raise DataError(f"column(s) named in the spec are missing from the data: {missing}", file=str(path),
+                    column=missing[0], hint="; ".join(hints))
+
+
+def _batches(path: Path, columns: list[str], spec: DatasetSpec) -> Iterator[pa.RecordBatch]:
+    try:
+        if _kind(path) == "parquet":
+            yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+            return
+        opts = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns},
+                                    strings_can_be_null=True)
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                                parse_options=_parse_options(path, spec), convert_options=opts)
+        yield from reader
+    except pa.ArrowException as e:
+        hint = "save the export as UTF-8" if "UTF8" in str(e) else "check quoting and the number of fields per line"
+        raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path), hint=hint) from None
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+# ---- typing -------------------------------------------------------------------
+
+class _Typer:
+    """Types each batch's columns by role; remembers the first bad value per column."""
+
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+        self.bad: dict[str, BadValue] = {}
+        self.label_values: dict[str, int] = {}
+        self.positive = set(_label_key(pd.Series([str(v) for v in spec.label_positive])))
+        self.numbers = set(spec.numeric) | {c for c in (spec.outcomes.call_seconds, spec.p_true) if c}
+
+    def apply(self, df: pd.DataFrame, offset: int) -> pd.DataFrame:
+        sp = self.spec
+        if sp.na_values:
+            for col in df.columns:
+                if not pd.api.types.is_numeric_dtype(df[col]) and not pd.api.types.is_datetime64_any_dtype(df[col]):
+                    df[col] = df[col].mask(df[col].isin(sp.na_values))
+        for col, kind in sp.dtypes.items():
+            if kind != "string" and col not in self.numbers:  # e.g. categorical codes stored as 12.0
+                x = self._number(df[col], col, kind, offset)
+                df[col] = x.astype("Int64").astype("string") if kind in ("int", "bool") else x
+        for col in self.numbers:
+            df[col] = self._number(df[col], col, sp.dtypes.get(col, "float"), offset)
+        if sp.time:
+            df[sp.time] = self._time(df[sp.time], offset)
+        df[sp.label] = self._label(df[sp.label], offset)
+        return df
+
+    def _record(self, col: str, s: pd.Series, bad: pd.Series, offset: int, expected: str) -> None:
+        if col not in self.bad and bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            self.bad[col] = BadValue(offset + i, s.iloc[i], expected)
+
+    def _number(self, s: pd.Series, col: str, kind: str, offset: int) -> pd.Series:
+        if kind == "bool":
+            if pd.api.types.is_bool_dtype(s):
+                return s.astype("float64")
+            words = s.astype("string").str.strip().str.lower()
+            x = pd.Series(np.where(words.isin(TRUE_WORDS), 1.0, np.where(words.isin(FALSE_WORDS), 0.0, np.nan)),
+                          index=s.index)
+            self._record(col, s, x.isna() & s.notna(), offset, "true/false, yes/no or 1/0")
+            return x
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and kind == "float":
+            return s
+        x = pd.to_numeric(s.astype("string").str.strip() if not pd.api.types.is_numeric_dtype(s) else s,
+                          errors="coerce").astype("float64")
+        bad = x.isna() & s.notna()
+        if kind == "int":
+            bad |= x.notna() & (x != np.round(x))
+        self._record(col, s, bad, offset, "a whole number" if kind == "int" else "a number")
+        return x.mask(bad)
+
+    def _time(self, s: pd.Series, offset: int) -> pd.Series:
+        fmt = self.spec.time_format
+        if pd.api.types.is_datetime64_any_dtype(s):
+            parsed = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
+        elif fmt in TIME_FORMATS_EPOCH:
+            unit = "s" if fmt == "unix_s" else "ms"
+            parsed = pd.to_datetime(pd.to_numeric(s, errors="coerce"), unit=unit, utc=True)
+        else:
+            parsed = pd.to_datetime(s, format=fmt or "ISO8601", utc=True, errors="coerce")
+        self._record(self.spec.time, s, parsed.isna() & s.notna(), offset,
+                     f"a time in format {fmt}" if fmt else "an ISO 8601 time")
+        return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+
+    def _label(self, s: pd.Series, offset: int) -> pd.Series:
+        """0/1 as nullable Int8 (missing or bad values stay missing; validate reports them)."""
+        if self.positive:
+            key = _label_key(s)
+            y = pd.Series(np.where(key.isin(self.positive), 1, 0), index=s.index, dtype="Int8").mask(s.isna())
+            for i, value in key[(y == 0).fillna(False).to_numpy()].drop_duplicates().items():
+                if len(self.label_values) < 10:
+                    self.label_values.setdefault(value, offset + s.index.get_loc(i))
+            return y
+        x = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_bool_dtype(s) else s.astype("float64")
+        ok = x.isin([0, 1])
+        self._record(self.spec.label, s, s.notna() & ~ok, offset, "0 or 1")
+        return x.where(ok).astype("Int8")
+
+
+def _label_key(s: pd.Series) -> pd.Series:
+    """Label values as the strings label_positive is compared with (1.0 -> '1', ' Yes' -> 'Yes')."""
+    text = s.astype("string").str.strip()
+    x = pd.to_numeric(text, errors="coerce").astype("float64") if not pd.api.types.is_bool_dtype(s) else text
+    if pd.api.types.is_bool_dtype(s) or (x.isna() != s.isna()).any():  # not all numbers: compare as text
+        return text
+    whole = bool((x.dropna() == np.round(x.dropna())).all())
+    return (x.astype("Int64") if whole else x).astype("string")

@@ -4,7 +4,8 @@ A spec names the columns and their roles. The store trusts nothing else: a
 column that is not listed is never handed to a model. The one rule enforced
 here, before any data is read, is the leakage rule — the label, an outcome
 column (anything that happens after the scoring moment) or ``p_true`` can
-never be listed as a feature or as the current stage.
+never be listed as a feature or as the current stage. Everything that needs
+the data itself is checked by :mod:`feature_store.validate`.
 
 Example (every field is documented in the README, "Benchmark your own leads")::
 
@@ -12,7 +13,10 @@ Example (every field is documented in the README, "Benchmark your own leads")::
     files: [leads.parquet]
     id: lead_id
     time: scored_at
-    label: locked
+    label: converted
+    label_positive: "Yes"      # the label's value that means converted (else 0/1)
+    na_values: ["-", "unknown"]
+    dtypes: {email_opt_out: bool}
     features:
       categorical: [source, city_tier]
       numeric: [age, app_opens_7d]
@@ -35,6 +39,11 @@ import yaml
 from feature_store.errors import SpecError
 
 ROLES = ("categorical", "numeric", "text")
+# How a column's raw values are parsed (``dtypes``), before its role applies:
+# string = as written; float/int = numbers (int: whole numbers only);
+# bool = true/false, yes/no, y/n, t/f, 1/0 (any case) -> 1/0.
+DTYPES = ("string", "float", "int", "bool")
+TIME_FORMATS_EPOCH = ("unix_s", "unix_ms")  # time_format values for epoch numbers
 
 
 @dataclass(frozen=True)
@@ -86,12 +95,22 @@ class DatasetSpec:
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     split: SplitSpec = field(default_factory=SplitSpec)
     dtypes: dict[str, str] = field(default_factory=dict)
+    label_positive: tuple[str | int | float, ...] = ()  # label values meaning "converted"; () = label is 0/1
+    na_values: tuple[str, ...] = ()  # extra strings that mean "missing" (besides '', NA, NULL, N/A, nan, ...)
+    delimiter: str | None = None  # CSV field separator; None = ',' (or tab for .tsv)
     base_dir: Path = Path(".")
     source: str = "<memory>"
 
     @property
     def features(self) -> tuple[str, ...]:
         return self.categorical + self.numeric + self.text
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column the spec names, each once: the only ones ever read."""
+        cols = [self.id, self.time, self.label, *self.features, self.current_stage, *self.outcomes.columns,
+                self.p_true]
+        return tuple(dict.fromkeys(c for c in cols if c))
 
     @property
     def paths(self) -> list[Path]:
@@ -146,7 +165,29 @@ class DatasetSpec:
             for col in cols:
                 if col not in seen:
                     raise SpecError(f"group '{title}' names a column that is not a feature", file=src, column=col)
+        self._validate_parsing()
         return self
+
+    def _validate_parsing(self) -> None:
+        """The fields that say how raw values are read (dtypes, label_positive, delimiter)."""
+        src = self.source
+        for col, kind in self.dtypes.items():
+            if col not in self.columns:
+                raise SpecError("'dtypes' names a column the spec does not use", file=src, column=col)
+            if kind not in DTYPES:
+                raise SpecError(f"unknown dtype '{kind}'", file=src, column=col, hint=f"one of {list(DTYPES)}")
+            if col in self.text and kind != "string":
+                raise SpecError(f"a text column cannot have dtype '{kind}'", file=src, column=col)
+            if col in self.numeric and kind == "string":
+                raise SpecError("a numeric feature cannot have dtype 'string'", file=src, column=col,
+                                hint="list it under 'categorical' instead")
+        for value in self.label_positive:
+            if isinstance(value, bool):
+                raise SpecError(f"label_positive was read as the boolean {value} (YAML reads unquoted "
+                                "Yes/No/True/On as booleans)", file=src, column=self.label,
+                                hint='quote it, e.g. label_positive: "Yes"')
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise SpecError(f"delimiter must be one character, not {self.delimiter!r}", file=src)
 
     # ---- YAML ---------------------------------------------------------------
     @classmethod
@@ -177,6 +218,8 @@ class DatasetSpec:
                 p_true=d.get("p_true"),
                 groups={str(k): tuple(v) for k, v in (d.get("groups") or {}).items()},
                 split=SplitSpec(**(d.get("split") or {})), dtypes=dict(d.get("dtypes") or {}),
+                label_positive=_as_tuple(d.get("label_positive")),
+                na_values=tuple(str(v) for v in _as_tuple(d.get("na_values"))), delimiter=d.get("delimiter"),
                 base_dir=base_dir, source=source)
         except TypeError as e:  # e.g. an unknown key under 'split'
             raise SpecError(str(e), file=source) from None
@@ -200,10 +243,23 @@ class DatasetSpec:
         d["split"] = dataclasses.asdict(self.split)
         if self.dtypes:
             d["dtypes"] = dict(self.dtypes)
+        if self.label_positive:
+            d["label_positive"] = list(self.label_positive)
+        if self.na_values:
+            d["na_values"] = list(self.na_values)
+        if self.delimiter:
+            d["delimiter"] = self.delimiter
         return d
 
     def save(self, path: Path) -> None:
         path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
+
+
+def _as_tuple(value: Any) -> tuple:
+    """A YAML scalar or list as a tuple (``label_positive: "Yes"`` or ``[Won, Won-upsell]``)."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

@@ -160,8 +160,8 @@ class SplitSet:
 class Dataset:
     """A dataset loaded through its spec. ``frame`` holds only the spec's columns."""
 
-    def __init__(self, spec: DatasetSpec, frame: pd.DataFrame, fingerprint: str):
-        self.spec, self.frame, self.fingerprint = spec, frame, fingerprint
+    def __init__(self, spec: DatasetSpec, frame: pd.DataFrame, fingerprint: str, warnings: tuple[str, ...] = ()):
+        self.spec, self.frame, self.fingerprint, self.warnings = spec, frame, fingerprint, warnings
 
     @property
     def name(self) -> str:
@@ -169,10 +169,12 @@ class Dataset:
 
     @classmethod
     def load(cls, spec: DatasetSpec) -> "Dataset":
-        from feature_store.ingest import read_frame  # one place that knows file formats
+        """Read and validate; raises the first validation error (``leadrank validate`` lists them all)."""
+        from feature_store.validate import check  # one place that knows file formats and data rules
 
-        frame, digest = read_frame(spec)
-        return cls(spec, frame, digest)
+        report = check(spec)
+        report.raise_for_errors()
+        return cls(spec, report.ingested.frame, report.ingested.fingerprint, tuple(map(str, report.warnings)))
 
     # ---- splitting ----------------------------------------------------------
     def split_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,122 @@
+"""The pipeline both the methods and the ``asllr`` h_text provider use:
+split -> prompts -> backbone -> LoRA ranker -> trained model -> per-lead outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from feature_store.store import Split
+from llm_ranker.backbones import Backbone, compute_dtype, load_backbone
+from llm_ranker.config import LLMConfig
+from llm_ranker.losses import LossTerm
+from llm_ranker.model import LeadRanker
+from llm_ranker.prompt import PromptBuilder, PromptParts, TokenBudget, hf_token_spans
+from llm_ranker.sampler import BatchSampler
+from llm_ranker.summarizer import make_summarizer, n_words
+from llm_ranker.trainer import Trainer, predict, torch_threads
+
+TOKENIZER_CORPUS_LEADS = 2000  # prompts the tiny backbone's BPE is trained on
+
+
+def subsample(split: Split, max_leads: int | None, seed: int) -> Split:
+    """At most ``max_leads`` leads (fixed seed): every positive, then random negatives.
+
+    Positives are rare (about 1.4 %), so keeping all of them costs little and keeps
+    most of the signal. Where they would fill more than half of the budget, half
+    of it is given to a random sample of them, so both classes stay represented."""
+    if not max_leads or len(split) <= max_leads:
+        return split
+    rng = np.random.default_rng([seed, 2718])
+    y = split.y
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    pos = rng.choice(pos, min(len(pos), max(max_leads // 2, max_leads - len(neg))), replace=False)
+    neg = rng.choice(neg, max_leads - len(pos), replace=False)
+    return split.take(np.sort(np.concatenate([pos, neg])))
+
+
+class LLMRanker:
+    """Fits a :class:`LeadRanker` on a split and predicts any split with the same prompts."""
+
+    def __init__(self, cfg: LLMConfig, cache_dir: str | Path, seed: int, terms: list[LossTerm],
+                 sampler: BatchSampler, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False):
+        self.cfg, self.cache_dir, self.seed, self.terms = cfg, Path(cache_dir), seed, terms
+        self.sampler, self.head_names, self.progress = sampler, head_names, progress
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = compute_dtype(cfg, self.device)
+        self.info: dict[str, Any] = {}
+
+    def fit(self, train: Split, targets: dict[str, np.ndarray]) -> "LLMRanker":
+        cfg = self.cfg
+        self.builder = PromptBuilder(train.schema, make_summarizer(cfg.summarizer, cfg.summarize_min_words))
+        parts = self.builder.parts(train)
+        step = max(1, len(parts) // TOKENIZER_CORPUS_LEADS)
+        self.backbone = load_backbone(cfg, self.cache_dir, corpus=[p.render() for p in parts[::step]])
+        self.budget = TokenBudget(hf_token_spans(self.backbone.tokenizer), cfg.max_length, cfg.dialogue_tokens,
+                                  self.backbone.n_special)
+        ids, prompt_info = self._encode(parts)
+        with torch.random.fork_rng(), torch_threads(cfg.threads):
+            torch.manual_seed(self.seed)
+            self.model = LeadRanker(self.backbone, cfg, self.head_names)
+            trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
+                              self._checkpoint_dir(train, targets), self.progress)
+            report = trainer.fit(self.model, ids, targets, self.backbone.pad_id)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.info = {**self.backbone.describe(), "dtype": str(self.dtype).removeprefix("torch."),
+                     "trainable_params": trainable, "inputs": "table+text" if train.schema.has_text else "table-only",
+                     "train_leads": len(train), "train_positives": int(targets["label"].sum()),
+                     "loss_terms": {t.name: t.weight for t in self.terms}, **prompt_info,
+                     **self.summary_info(train, parts), **report.to_dict()}
+        return self
+
+    def predict(self, split: Split) -> dict[str, np.ndarray]:
+        ids, _ = self._encode(self.builder.parts(split))
+        t0 = time.perf_counter()
+        with torch_threads(self.cfg.threads):
+            out = predict(self.model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress)
+        self.info["score_leads_per_s"] = round(len(ids) / max(time.perf_counter() - t0, 1e-9), 2)
+        return out
+
+    # ---- helpers ----------------------------------------------------------------------------------
+    def _encode(self, parts: list[PromptParts]) -> tuple[list[list[int]], dict[str, Any]]:
+        prompts = self.budget.fit(parts)
+        ids = self.backbone.tokenizer(prompts)["input_ids"]
+        n = np.array([len(x) for x in ids])
+        trimmed = np.mean([p != part.render() for p, part in zip(prompts, parts)]) if parts else 0.0
+        return ids, {"prompt_tokens_mean": round(float(n.mean()), 1) if len(n) else 0,
+                     "prompt_tokens_max": int(n.max()) if len(n) else 0,
+                     "dialogue_trimmed_share": round(float(trimmed), 4)}
+
+    def summary_info(self, split: Split, parts: list[PromptParts]) -> dict[str, Any]:
+        """Token reduction of the summarizer on this split's transcripts (backbone tokenizer)."""
+        if not split.schema.has_text:
+            return {"summarizer": None}
+        raw = ["\n\n".join(col) for col in zip(*(split.texts[c] for c in split.schema.text))]
+        short = [p.dialogue for p in parts]
+        count = self.backbone.tokenizer(raw + short, add_special_tokens=False)["input_ids"]
+        before, after = np.array([len(x) for x in count[:len(raw)]]), np.array([len(x) for x in count[len(raw):]])
+        long = np.array([n_words(t) > self.cfg.summarize_min_words for t in raw])
+        return {"summarizer": self.builder.summarizer.name, "summarized_share": round(float(long.mean()), 4),
+                "summary_token_reduction_long": _reduction(before[long], after[long]),
+                "summary_token_reduction_all": _reduction(before, after)}
+
+    def _checkpoint_dir(self, train: Split, targets: dict[str, np.ndarray]) -> Path | None:
+        if not self.cfg.checkpoint_every:
+            return None
+        h = hashlib.sha256(json.dumps({"cfg": self.cfg.to_dict(), "seed": self.seed, "heads": self.head_names,
+                                       "terms": [(t.name, t.weight) for t in self.terms]},
+                                      sort_keys=True, default=str).encode())
+        h.update(str(train.ids.tolist()).encode())
+        for k in sorted(targets):
+            h.update(k.encode() + np.ascontiguousarray(targets[k]).tobytes())
+        return self.cache_dir / "llm_checkpoints" / h.hexdigest()[:20]
+
+
+def _reduction(before: np.ndarray, after: np.ndarray) -> float | None:
+    return round(1 - float(after.sum()) / float(before.sum()), 4) if before.sum() else None

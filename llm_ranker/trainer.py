@@ -1,0 +1,201 @@
+"""Training and batched inference, on ``accelerate``.
+
+The same loop runs on CPU, one GPU or several (``accelerate launch``): the
+Accelerator places the model, shards the batches and syncs gradients;
+``llm.grad_accum`` batches make one optimizer step. Heads and LoRA get their
+own learning rates (:meth:`LeadRanker.param_groups`), with linear warm-up and
+decay. bf16 runs through ``torch.autocast`` — not through accelerate's
+``mixed_precision``, whose setting is process-global and would clash when
+methods with different precisions run in one process.
+
+Every ``llm.checkpoint_every`` optimizer steps the trainable weights (LoRA +
+heads), optimizer, scheduler and RNG state are written atomically; a rerun
+with the same data and settings resumes after the last checkpoint (the batch
+order is a function of the seed, so the skipped batches are the same ones),
+and the checkpoint is deleted when training completes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from llm_ranker.config import LLMConfig
+from llm_ranker.losses import LossTerm, total_loss
+from llm_ranker.model import LeadRanker
+from llm_ranker.sampler import BatchSampler, padding_share, sorted_batches
+
+
+def pad_batch(ids: list[list[int]], pad_id: int, padding_side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) for prompts of different lengths."""
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, x in enumerate(ids):
+        cols = slice(0, len(x)) if padding_side == "right" else slice(width - len(x), width)
+        input_ids[row, cols] = torch.tensor(x, dtype=torch.long)
+        mask[row, cols] = 1
+    return input_ids, mask
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads, then restore. Small models on a busy 2-core box run
+    several times faster on one thread: OpenMP workers spin-wait on cores other jobs hold."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _IndexBatches(torch.utils.data.Sampler):
+    """A precomputed list of index batches, in a form accelerate can shard."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self.batches = [b.tolist() for b in batches]
+        self.batch_size = max((len(b) for b in batches), default=1)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+@dataclass
+class TrainReport:
+    steps: int = 0
+    batches: int = 0
+    draws: int = 0
+    seconds: float = 0.0
+    padding_share: float = 0.0
+    resumed_from_batch: int = 0
+    loss_means: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"optimizer_steps": self.steps, "train_batches": self.batches, "train_draws": self.draws,
+                "train_s": round(self.seconds, 2), "train_padding_share": round(self.padding_share, 4),
+                "train_leads_per_s": round(self.draws / self.seconds, 2) if self.seconds else None,
+                "resumed_from_batch": self.resumed_from_batch,
+                "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()}}
+
+
+class Trainer:
+    def __init__(self, cfg: LLMConfig, terms: list[LossTerm], sampler: BatchSampler, seed: int,
+                 dtype: torch.dtype = torch.float32, checkpoint_dir: Path | None = None, progress: bool = False):
+        self.cfg, self.terms, self.sampler, self.seed = cfg, terms, sampler, seed
+        self.dtype, self.checkpoint_dir, self.progress = dtype, checkpoint_dir, progress
+
+    def fit(self, model: LeadRanker, ids: list[list[int]], targets: dict[str, np.ndarray], pad_id: int) -> TrainReport:
+        from accelerate import Accelerator
+        from transformers import get_linear_schedule_with_warmup
+
+        cfg, rng = self.cfg, np.random.default_rng([self.seed, 1])
+        lengths = np.array([len(x) for x in ids])
+        batches = [b for _ in range(cfg.epochs) for b in self.sampler.batches(lengths, targets, rng)]
+        accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+        steps = math.ceil(len(batches) / cfg.grad_accum)
+        optimizer = torch.optim.AdamW(model.param_groups(cfg), weight_decay=0.0)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
+        tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in targets.items()}
+
+        def collate(idx: list[int]):
+            input_ids, mask = pad_batch([ids[i] for i in idx], pad_id)
+            return input_ids, mask, {k: v[idx] for k, v in tensors.items()}
+
+        # its own generator: an iterator must not draw from the global RNG, which drives dropout and is
+        # restored on resume
+        loader = torch.utils.data.DataLoader(range(len(ids)), batch_sampler=_IndexBatches(batches), collate_fn=collate,
+                                             generator=torch.Generator().manual_seed(self.seed))
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+        start = self._resume(accelerator.unwrap_model(model), optimizer, scheduler)
+        report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
+                             padding_share=padding_share(batches, lengths), resumed_from_batch=start)
+        sums = dict.fromkeys([t.name for t in self.terms], 0.0)
+        model.train()
+        t0 = time.perf_counter()
+        bar = tqdm(total=len(batches), initial=start, desc="train", unit="batch", disable=not self.progress,
+                   leave=False)
+        for i, (input_ids, mask, batch_targets) in enumerate(accelerator.skip_first_batches(loader, start), start):
+            with accelerator.accumulate(model):
+                with autocast(accelerator.device, self.dtype):
+                    out = model(input_ids, mask)
+                loss, parts = total_loss(self.terms, out, batch_targets)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            for k, v in parts.items():
+                sums[k] += v
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if accelerator.sync_gradients:
+                report.steps += 1
+                if cfg.checkpoint_every and report.steps % cfg.checkpoint_every == 0 and accelerator.is_main_process:
+                    self._save(accelerator.unwrap_model(model), optimizer, scheduler, i + 1)
+        bar.close()
+        report.seconds = time.perf_counter() - t0
+        report.loss_means = {k: v / max(1, len(batches) - start) for k, v in sums.items()}
+        if self.checkpoint_dir:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        accelerator.unwrap_model(model).eval()
+        return report
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int) -> None:
+        if not self.checkpoint_dir:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        tmp = self.checkpoint_dir / f".state.pt.tmp-{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_dir / "state.pt")
+
+    def _resume(self, model: LeadRanker, optimizer, scheduler) -> int:
+        path = self.checkpoint_dir / "state.pt" if self.checkpoint_dir else None
+        if path is None or not path.is_file():
+            return 0
+        state = torch.load(path, weights_only=False)
+        missing = set(model.trainable_state()) - set(state["model"])
+        if missing:
+            raise RuntimeError(f"checkpoint {path} lacks trainable weights {sorted(missing)[:3]}; delete it")
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["consumed"])
+
+
+def predict(model: LeadRanker, ids: list[list[int]], pad_id: int, batch_size: int, dtype: torch.dtype,
+            progress: bool = False, padding_side: str = "right") -> dict[str, np.ndarray]:
+    """Per lead: every head's logit, ``qa`` (the yes/no logit) and ``pooled`` (the hidden state)."""
+    device = next(model.parameters()).device
+    batches = sorted_batches(np.array([len(x) for x in ids]), batch_size)
+    chunks: dict[str, list[np.ndarray]] = {}
+    model.eval()
+    with torch.inference_mode(), autocast(device, dtype):
+        for b in tqdm(batches, desc="score", unit="batch", disable=not progress, leave=False):
+            input_ids, mask = pad_batch([ids[i] for i in b], pad_id, padding_side)
+            out = model(input_ids.to(device), mask.to(device))
+            for name, value in {**out.heads, "qa": out.qa_logit, "pooled": out.pooled}.items():
+                chunks.setdefault(name, []).append(value.float().cpu().numpy())
+    order = np.argsort(np.concatenate(batches))
+    return {name: np.concatenate(parts)[order] for name, parts in chunks.items()}

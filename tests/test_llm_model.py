@@ -1,0 +1,187 @@
+"""The ranker network, its losses, the batch sampler and the trainer (tiny backbone)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from llm_fixtures import tiny_backbone
+
+from llm_ranker.config import LLMConfig
+from llm_ranker.losses import LossTerm, answer_ce, bce_loss, pointwise_bce, qa_loss, total_loss
+from llm_ranker.model import LeadRanker, last_token_index
+from llm_ranker.sampler import BucketedOversampler, length_buckets, oversample, padding_share
+from llm_ranker.scoring import apply_rule
+from llm_ranker.trainer import Trainer, pad_batch, predict, torch_threads
+
+CFG = LLMConfig(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
+TERMS = [LossTerm("bce", 2.0, pointwise_bce), LossTerm("ce", 0.5, answer_ce)]
+HOT = "Lead profile\n- Signals: intent {w}, calls {n}\nWill this lead lock an order? Answer:"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one thread is several times faster than two on a busy 2-core box."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bb")
+
+
+@pytest.fixture
+def backbone(backbone_dir):
+    """A fresh backbone per test (LoRA adapts a model in place); built once, then loaded from the cache."""
+    return tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold") for n in range(12)])
+
+
+def toy_data(backbone, n=48):
+    """A separable set: 'hot' leads lock, 'cold' ones do not; prompts of different lengths."""
+    labels = np.arange(n) % 2
+    texts = [HOT.format(w="hot" if y else "cold", n=" ".join(["0"] * (i % 7))) for i, y in enumerate(labels)]
+    return backbone.tokenizer(texts)["input_ids"], labels
+
+
+def fresh_ranker(backbone, cfg=CFG, seed=0):
+    torch.manual_seed(seed)
+    return LeadRanker(backbone, cfg)
+
+
+def test_a_backbone_is_adapted_only_once(backbone):
+    fresh_ranker(backbone)
+    with pytest.raises(ValueError, match="already carries LoRA"):
+        fresh_ranker(backbone)
+
+
+def mean_loss(model, ids, labels, pad_id):
+    model.eval()
+    with torch.no_grad():
+        x, mask = pad_batch(ids, pad_id)
+        loss, _ = total_loss(TERMS, model(x, mask), {"label": torch.as_tensor(labels)})
+    return float(loss)
+
+
+def test_last_token_index_for_both_padding_sides():
+    right = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    left = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 1]])
+    assert last_token_index(right).tolist() == [2, 3, 0] and last_token_index(left).tolist() == [3, 3, 3]
+
+
+def test_padding_side_does_not_change_scores(backbone):
+    ids, _ = toy_data(backbone, 12)
+    model = fresh_ranker(backbone).eval()
+    kwargs = dict(pad_id=backbone.pad_id, batch_size=12, dtype=torch.float32)
+    right, left = predict(model, ids, padding_side="right", **kwargs), predict(model, ids, padding_side="left", **kwargs)
+    alone = predict(model, ids, pad_id=backbone.pad_id, batch_size=1, dtype=torch.float32)  # no padding at all
+    assert len({len(x) for x in ids}) > 3
+    for key in ("pointwise", "qa", "pooled"):
+        np.testing.assert_allclose(right[key], left[key], atol=1e-5)
+        np.testing.assert_allclose(right[key], alone[key], atol=1e-5)
+
+
+def test_only_lora_and_heads_train_and_gradients_reach_both(backbone):
+    model = fresh_ranker(backbone).train()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or n.startswith("heads.") for n in trainable)
+    assert any(n.startswith("heads.pointwise") for n in trainable) and any("lora_B" in n for n in trainable)
+    ids, labels = toy_data(backbone, 8)
+    x, mask = pad_batch(ids, backbone.pad_id)
+    loss, _ = total_loss(TERMS, model(x, mask), {"label": torch.as_tensor(labels)})
+    loss.backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            # lora_A starts random and lora_B at zero, so A's gradient is 0 before the first step; B's is not
+            if "lora_A" not in name:
+                assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+
+
+def test_a_few_steps_on_a_separable_set_lower_the_loss(backbone):
+    ids, labels = toy_data(backbone)
+    model = fresh_ranker(backbone)
+    before = mean_loss(model, ids, labels, backbone.pad_id)
+    cfg = CFG.replace(epochs=4)
+    Trainer(cfg, TERMS, BucketedOversampler(cfg.batch_size, cfg.pos_rate), seed=0).fit(
+        model, ids, {"label": labels}, backbone.pad_id)
+    after = mean_loss(model, ids, labels, backbone.pad_id)
+    assert after < 0.8 * before
+    out = predict(model, ids, backbone.pad_id, 16, torch.float32)
+    hot, cold = apply_rule("pointwise", out)[labels == 1], apply_rule("pointwise", out)[labels == 0]
+    assert hot.mean() > cold.mean()
+
+
+def test_resumed_training_ends_where_an_uninterrupted_run_ends(backbone_dir, tmp_path):
+    def backbone():
+        return tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold") for n in range(12)])
+    ids, labels = toy_data(backbone(), 32)
+    pad_id = backbone().pad_id
+    cfg = CFG.replace(checkpoint_every=2)
+    sampler = BucketedOversampler(4, 0.5)
+
+    def train(model, ckpt, terms=TERMS):
+        Trainer(cfg, terms, sampler, seed=0, checkpoint_dir=ckpt).fit(model, ids, {"label": labels}, pad_id)
+        return model.trainable_state()
+
+    reference = train(fresh_ranker(backbone()), None)
+    calls = {"n": 0}
+
+    def dies_at_step_five(out, targets):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return pointwise_bce(out, targets)
+    killed = [LossTerm("bce", 2.0, dies_at_step_five), TERMS[1]]
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh_ranker(backbone()), tmp_path / "ckpt", killed)
+    assert (tmp_path / "ckpt" / "state.pt").is_file()
+    resumed = train(fresh_ranker(backbone(), seed=1), tmp_path / "ckpt")  # other init: weights must come from the file
+    assert not (tmp_path / "ckpt").exists()
+    for name, value in reference.items():
+        torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6)
+
+
+# ---- losses -----------------------------------------------------------------------------------------
+def test_qa_loss_equals_a_hand_computation():
+    logits = torch.tensor([[1.0, 2.0, 0.0, -1.0], [0.5, 0.0, 3.0, 1.0]])
+    yes, no = 1, 3
+    labels = torch.tensor([1, 0])
+
+    def nll(row, target):
+        return -(row[target] - math.log(sum(math.exp(v) for v in row)))
+    expected = (nll([1.0, 2.0, 0.0, -1.0], yes) + nll([0.5, 0.0, 3.0, 1.0], no)) / 2
+    assert float(qa_loss(logits, labels, (yes, no))) == pytest.approx(expected, abs=1e-6)
+
+
+def test_bce_loss_and_weighted_total_equal_hand_computations():
+    logits, labels = torch.tensor([0.0, 2.0]), torch.tensor([1, 0])
+    bce = (math.log(2) + math.log(1 + math.exp(2.0))) / 2
+    assert float(bce_loss(logits, labels)) == pytest.approx(bce, abs=1e-6)
+
+    class Out:
+        heads = {"pointwise": logits}
+        lm_logits = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+        answer_ids = (0, 1)
+    total, parts = total_loss(TERMS, Out(), {"label": labels})
+    assert parts["bce"] == pytest.approx(bce, abs=1e-6)
+    assert float(total) == pytest.approx(2.0 * parts["bce"] + 0.5 * parts["ce"], abs=1e-6)
+
+
+# ---- sampler ----------------------------------------------------------------------------------------
+def test_oversampling_reaches_the_positive_rate_and_keeps_every_lead():
+    labels = np.array([1] * 10 + [0] * 990)
+    draws = oversample(labels, 0.2, np.random.default_rng(0))
+    assert set(draws) == set(range(1000))
+    assert labels[draws].mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_length_buckets_cut_padding_and_cover_every_draw():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(50, 500, 4000)
+    draws = rng.permutation(4000)
+    random = [draws[i:i + 16] for i in range(0, 4000, 16)]
+    bucketed = length_buckets(draws, lengths, 16, 50, np.random.default_rng(1))
+    assert sorted(np.concatenate(bucketed)) == list(range(4000))
+    assert padding_share(bucketed, lengths) < 0.05 < padding_share(random, lengths)
