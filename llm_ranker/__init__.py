@@ -5,7 +5,8 @@ Modules: ``prompt`` (lead -> hierarchical prompt within a token budget),
 ``model`` (LoRA backbone + named heads), ``losses`` (named weighted terms),
 ``sampler`` (training batches), ``trainer`` (accelerate loop, inference),
 ``scoring`` (rules from outputs to scores), ``ranker`` (the pipeline),
-``methods`` (registered methods), ``h_text`` (the ``asllr`` embedding provider).
+``methods`` (registered methods), ``hpro`` (HPRO pairs, loss, tier sampler, method),
+``h_text`` (the ``asllr`` embedding provider).
 """
 
-from llm_ranker import h_text, methods  # noqa: F401  (registration side effects)
+from llm_ranker import h_text, hpro, methods  # noqa: F401  (registration side effects)

@@ -40,6 +40,22 @@ def qa(outputs: dict[str, np.ndarray]) -> np.ndarray:
     return outputs["qa"]
 
 
+@register_rule("pairwise", "the pairwise head's logit (HPRO's Bradley-Terry-trained head)")
+def pairwise(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    return outputs["pairwise"]
+
+
+BLEND_HEADS = ("pointwise", "pairwise", "qa")
+
+
+@register_rule("blend", "sum of the z-scored pointwise, pairwise and qa logits (z over the scored leads)")
+def blend(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    heads = [np.asarray(outputs[h], dtype=np.float64) for h in BLEND_HEADS if h in outputs]
+    if len(heads) < 2:
+        raise KeyError("pairwise")  # blend needs HPRO's heads; reported as a missing output
+    return sum((x - x.mean()) / (x.std() or 1.0) for x in heads)
+
+
 def apply_rule(name: str, outputs: dict[str, np.ndarray]) -> np.ndarray:
     if name not in RULES:
         raise ConfigError(f"unknown scoring rule llm.score={name}", hint=f"known: {sorted(RULES)}")

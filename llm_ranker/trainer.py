@@ -88,13 +88,15 @@ class TrainReport:
     padding_share: float = 0.0
     resumed_from_batch: int = 0
     loss_means: dict[str, float] = field(default_factory=dict)
+    head_update_norms: dict[str, float] = field(default_factory=dict)  # ||θ_end − θ_start|| per scalar head
 
     def to_dict(self) -> dict:
         return {"optimizer_steps": self.steps, "train_batches": self.batches, "train_draws": self.draws,
                 "train_s": round(self.seconds, 2), "train_padding_share": round(self.padding_share, 4),
                 "train_leads_per_s": round(self.draws / self.seconds, 2) if self.seconds else None,
                 "resumed_from_batch": self.resumed_from_batch,
-                "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()}}
+                "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()},
+                "head_update_norms": {k: float(f"{v:.4g}") for k, v in self.head_update_norms.items()}}
 
 
 class Trainer:
@@ -129,6 +131,7 @@ class Trainer:
         report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
                              padding_share=padding_share(batches, lengths), resumed_from_batch=start)
         sums = dict.fromkeys([t.name for t in self.terms], 0.0)
+        heads_before = _head_vectors(accelerator.unwrap_model(model))
         model.train()
         t0 = time.perf_counter()
         bar = tqdm(total=len(batches), initial=start, desc="train", unit="batch", disable=not self.progress,
@@ -153,6 +156,8 @@ class Trainer:
         bar.close()
         report.seconds = time.perf_counter() - t0
         report.loss_means = {k: v / max(1, len(batches) - start) for k, v in sums.items()}
+        report.head_update_norms = {k: float((v - heads_before[k]).norm())
+                                    for k, v in _head_vectors(accelerator.unwrap_model(model)).items()}
         if self.checkpoint_dir:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         accelerator.unwrap_model(model).eval()
@@ -182,6 +187,12 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         return int(state["consumed"])
+
+
+def _head_vectors(model: LeadRanker) -> dict[str, torch.Tensor]:
+    """Each scalar head's parameters as one flat vector (a copy): shows that every head trains."""
+    return {n: torch.cat([p.detach().float().flatten().cpu() for p in h.parameters()]).clone()
+            for n, h in model.heads.items()}
 
 
 def predict(model: LeadRanker, ids: list[list[int]], pad_id: int, batch_size: int, dtype: torch.dtype,

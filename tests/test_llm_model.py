@@ -185,3 +185,27 @@ def test_length_buckets_cut_padding_and_cover_every_draw():
     bucketed = length_buckets(draws, lengths, 16, 50, np.random.default_rng(1))
     assert sorted(np.concatenate(bucketed)) == list(range(4000))
     assert padding_share(bucketed, lengths) < 0.05 < padding_share(random, lengths)
+
+
+def test_bf16_autocast_trains_and_scores_like_fp32(backbone):
+    """bf16 is the default where the CPU has AMX (and on GPUs); this box may lack it, so check it here."""
+    ids, labels = toy_data(backbone, 16)
+    model = fresh_ranker(backbone)
+    fp32 = predict(model, ids, backbone.pad_id, 8, torch.float32)["pointwise"]
+    bf16 = predict(model, ids, backbone.pad_id, 8, torch.bfloat16)["pointwise"]
+    assert np.isfinite(bf16).all() and np.corrcoef(fp32, bf16)[0, 1] > 0.95
+    report = Trainer(CFG, TERMS, BucketedOversampler(8, 0.5), seed=0, dtype=torch.bfloat16).fit(
+        model, ids, {"label": labels}, backbone.pad_id)
+    assert report.steps == 2 and all(np.isfinite(v) for v in report.loss_means.values())
+
+
+def test_precision_follows_the_hardware_unless_forced(monkeypatch):
+    from llm_ranker import backbones
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(backbones, "fast_cpu_bf16", lambda: True)
+    assert backbones.compute_dtype(LLMConfig(), cpu) == torch.bfloat16
+    assert backbones.compute_dtype(LLMConfig(dtype="fp32"), cpu) == torch.float32
+    monkeypatch.setattr(backbones, "fast_cpu_bf16", lambda: False)
+    assert backbones.compute_dtype(LLMConfig(), cpu) == torch.float32
+    assert backbones.compute_dtype(LLMConfig(dtype="bf16"), cpu) == torch.bfloat16
