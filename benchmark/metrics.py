@@ -172,7 +172,10 @@ def bootstrap(y: np.ndarray, score_sets: list[np.ndarray], keys: tuple[str, ...]
 
 
 def interval(samples: np.ndarray, value: float, level: float = 0.95) -> Estimate:
-    lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
+    defined = samples[~np.isnan(samples)]  # a ratio (lift) is 0/0 where both resampled to 0; ±inf stays
+    if defined.size == 0:
+        return Estimate(float(value), float("nan"), float("nan"))
+    lo, hi = np.percentile(defined, [50 * (1 - level), 50 * (1 + level)])
     return Estimate(float(value), float(lo), float(hi))
 
 
