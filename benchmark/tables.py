@@ -97,14 +97,15 @@ def paired(out: Path, a: RunRecord, b: RunRecord, keys: tuple[str, ...], relativ
 
 
 def fmt(e: Estimate | None, key: str, signed: bool = False) -> str:
+    """'value [low, high]'; AUC as a fraction, other metrics (and lifts) in percent.
+    A bound that is undefined (a lift whose base resampled to 0) prints as 'undef.'."""
     if e is None or not np.isfinite(e.value):
         return "–"
-    if key == "auc" and not signed:
-        return f"{e.value:.4f} [{e.ci_low:.4f}, {e.ci_high:.4f}]"
-    if signed and key == "auc":
-        return f"{e.value:+.4f} [{e.ci_low:+.4f}, {e.ci_high:+.4f}]"
-    s = "+" if signed else ""
-    return f"{100 * e.value:{s}.2f}% [{100 * e.ci_low:{s}.2f}, {100 * e.ci_high:{s}.2f}]"
+    scale, unit, digits = (1, "", 4) if key == "auc" else (100, "%", 2)
+
+    def num(x: float) -> str:
+        return f"{scale * x:{'+' if signed else ''}.{digits}f}" if np.isfinite(x) else "undef."
+    return f"{num(e.value)}{unit} [{num(e.ci_low)}, {num(e.ci_high)}]"
 
 
 def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]) -> tuple[str, pd.DataFrame, str]:
