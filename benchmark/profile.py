@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
@@ -38,12 +38,7 @@ class Profile:
     overrides: tuple[str, ...] = ()
 
     def get(self, dotted: str, default: Any = None) -> Any:
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return lookup(self.config, dotted, default)
 
     @property
     def datasets(self) -> list[DatasetEntry]:
@@ -58,6 +53,16 @@ class Profile:
     @property
     def seeds(self) -> list[int]:
         return [int(s) for s in self.config.get("seeds", [0])]
+
+
+def lookup(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    """``config["a"]["b"]`` for ``dotted = "a.b"``, or ``default`` where a level is missing."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def available() -> list[str]:

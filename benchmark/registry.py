@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from benchmark.profile import lookup
 from feature_store.errors import ConfigError
 from feature_store.store import Split
 
@@ -46,12 +47,7 @@ class MethodContext:
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """A profile value by dotted key, e.g. ``ctx.get("ctr.epochs", 5)``."""
-        node: Any = self.config
-        for part in dotted.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return lookup(self.config, dotted, default)
 
 
 class Method:
