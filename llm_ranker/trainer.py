@@ -178,7 +178,7 @@ class Trainer:
         path = self.checkpoint_dir / "state.pt" if self.checkpoint_dir else None
         if path is None or not path.is_file():
             return 0
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)  # tensors, numbers and dicts only: no pickled code
         missing = set(model.trainable_state()) - set(state["model"])
         if missing:
             raise RuntimeError(f"checkpoint {path} lacks trainable weights {sorted(missing)[:3]}; delete it")
