@@ -22,7 +22,9 @@ its probabilities are the language model's.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -97,6 +99,16 @@ class LeadRanker(nn.Module):
         lora = [p for p in self.lm.parameters() if p.requires_grad]
         return [{"params": list(self.heads.parameters()), "lr": cfg.lr_heads, "name": "heads"},
                 {"params": lora, "lr": cfg.lr_lora, "name": "lora"}]
+
+    @contextmanager
+    def merged(self) -> Iterator["LeadRanker"]:
+        """LoRA folded into the base weights while inside: inference without the adapters' skinny
+        matmuls (~15 % faster on CPU); unmerged on exit so training can go on."""
+        self.lm.merge_adapter()
+        try:
+            yield self
+        finally:
+            self.lm.unmerge_adapter()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """LoRA and head weights only (what a checkpoint needs; the backbone is frozen)."""

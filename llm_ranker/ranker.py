@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from feature_store.store import Split
-from llm_ranker.backbones import Backbone, compute_dtype, load_backbone
+from llm_ranker.backbones import compute_dtype, load_backbone
 from llm_ranker.config import LLMConfig
 from llm_ranker.losses import LossTerm
 from llm_ranker.model import LeadRanker
@@ -78,8 +78,8 @@ class LLMRanker:
     def predict(self, split: Split) -> dict[str, np.ndarray]:
         ids, _ = self._encode(self.builder.parts(split))
         t0 = time.perf_counter()
-        with torch_threads(self.cfg.threads):
-            out = predict(self.model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress)
+        with torch_threads(self.cfg.threads), self.model.merged() as model:
+            out = predict(model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress)
         self.info["score_leads_per_s"] = round(len(ids) / max(time.perf_counter() - t0, 1e-9), 2)
         return out
 

@@ -209,3 +209,18 @@ def test_precision_follows_the_hardware_unless_forced(monkeypatch):
     monkeypatch.setattr(backbones, "fast_cpu_bf16", lambda: False)
     assert backbones.compute_dtype(LLMConfig(), cpu) == torch.float32
     assert backbones.compute_dtype(LLMConfig(dtype="bf16"), cpu) == torch.bfloat16
+
+
+def test_merged_lora_scores_like_the_adapters_and_unmerges(backbone):
+    ids, labels = toy_data(backbone, 16)
+    model = fresh_ranker(backbone)
+    Trainer(CFG, TERMS, BucketedOversampler(8, 0.5), seed=0).fit(model, ids, {"label": labels}, backbone.pad_id)
+    before = model.trainable_state()
+    plain = predict(model, ids, backbone.pad_id, 8, torch.float32)
+    with model.merged():
+        merged = predict(model, ids, backbone.pad_id, 8, torch.float32)
+    for key in ("pointwise", "qa"):
+        np.testing.assert_allclose(plain[key], merged[key], atol=1e-4)
+    np.testing.assert_allclose(predict(model, ids, backbone.pad_id, 8, torch.float32)["pointwise"],
+                               plain["pointwise"], atol=1e-5)
+    assert all(torch.equal(before[k], v) for k, v in model.trainable_state().items())
