@@ -69,6 +69,10 @@ class LLMConfig:
         unknown = sorted(set(llm) - known)
         if unknown:
             raise ConfigError(f"unknown llm.* key(s) {unknown}", hint=f"known: {sorted(known)}")
+        if "backbone" in llm and not llm["backbone"]:
+            raise ConfigError("llm.backbone is not set (the paper profile names no model: weights are never "
+                              "downloaded)", hint="pass a local causal LM directory, e.g. "
+                                                  "--set llm.backbone=/models/Qwen2.5-1.5B")
         if "tiny" in llm:
             llm["tiny"] = TinyBackbone(**llm["tiny"])
         if isinstance(llm.get("lora_targets"), list):

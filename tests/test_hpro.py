@@ -153,7 +153,7 @@ def test_config_ablations_and_refusals():
             HPROConfig.from_mapping(bad)
 
 
-@pytest.mark.parametrize("name", ["quick", "standard"])
+@pytest.mark.parametrize("name", ["quick", "standard", "paper"])
 def test_profiles_have_a_valid_hpro_section(name):
     from benchmark.profile import load_profile
 

@@ -74,3 +74,13 @@ def test_profile_llm_sections_are_valid(name):
 
     cfg = LLMConfig.from_config(load_profile(name).config)
     assert cfg.backbone == {"quick": "tiny", "standard": "smollm2-135m"}[name] and cfg.train_max_leads
+
+
+def test_paper_profile_needs_a_local_backbone_and_keeps_the_papers_settings():
+    from benchmark.profile import load_profile
+
+    with pytest.raises(ConfigError, match="llm.backbone"):
+        LLMConfig.from_config(load_profile("paper").config)
+    cfg = LLMConfig.from_config(load_profile("paper", ["llm.backbone=/models/qwen"]).config)
+    assert (cfg.backbone, cfg.lora_rank, cfg.head_dropout, cfg.epochs) == ("/models/qwen", 16, 0.5, 1)
+    assert cfg.lr_lora * 20 == pytest.approx(cfg.lr_heads) == 5e-5 and cfg.train_max_leads is None
