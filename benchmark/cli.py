@@ -85,7 +85,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = a.out if a.out is not None else default_out(profile.name)
     runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force, jobs=a.jobs,
                backend=a.backend, scheduler=a.scheduler)
-    for path in tables.write_tables(out):
+    for path in tables.write_tables(out) if runner.main_process() else ():
         print(f"wrote {path}")
     return 0
 

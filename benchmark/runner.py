@@ -30,6 +30,12 @@ from feature_store.spec import load_spec
 from feature_store.store import Dataset, SplitSet
 
 
+def main_process() -> bool:
+    """False on every process but the first of an ``accelerate launch`` / ``torchrun``: all of them run
+    the same jobs (an LLM row trains data-parallel across them), only the first writes results."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @dataclass(frozen=True)
 class Job:
     entry: DatasetEntry
@@ -113,7 +119,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     why = missing_requirement(cls, splits)
     if why:
         record = RunRecord(status="n/a", reason=why, **base)
-        write_run(out, record, None)
+        if main_process():
+            write_run(out, record, None)
         return record
     _seed_everything(job.seed)
     method = cls(registry.MethodContext(seed=job.seed, config=profile.config, progress=progress,
@@ -134,8 +141,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
                        info=prep_info | method.run_info(),
                        timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
-    frame = pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label})
-    write_run(out, record, frame)
+    if main_process():
+        write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label}))
     return record
 
 
@@ -213,6 +220,7 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
         jobs: int = 1, backend: str = "loky", scheduler: str | None = None) -> list[RunRecord]:
     """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib."""
     plan_ = plan(profile, methods, seeds, datasets)
+    progress = progress and main_process()
     for entry in dict.fromkeys(j.entry for j in plan_):  # bad data fails here, before any result is written
         ds, _ = load_splits(entry, profile, progress)
         for warning in ds.warnings if progress else ():

@@ -87,6 +87,7 @@ class TrainReport:
     seconds: float = 0.0
     padding_share: float = 0.0
     resumed_from_batch: int = 0
+    processes: int = 1  # data-parallel processes (GPUs) of an accelerate launch
     loss_means: dict[str, float] = field(default_factory=dict)
     head_update_norms: dict[str, float] = field(default_factory=dict)  # ||θ_end − θ_start|| per scalar head
 
@@ -94,7 +95,7 @@ class TrainReport:
         return {"optimizer_steps": self.steps, "train_batches": self.batches, "train_draws": self.draws,
                 "train_s": round(self.seconds, 2), "train_padding_share": round(self.padding_share, 4),
                 "train_leads_per_s": round(self.draws / self.seconds, 2) if self.seconds else None,
-                "resumed_from_batch": self.resumed_from_batch,
+                "resumed_from_batch": self.resumed_from_batch, "train_processes": self.processes,
                 "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()},
                 "head_update_norms": {k: float(f"{v:.4g}") for k, v in self.head_update_norms.items()}}
 
@@ -112,7 +113,9 @@ class Trainer:
         cfg, rng = self.cfg, np.random.default_rng([self.seed, 1])
         lengths = np.array([len(x) for x in ids])
         batches = [b for _ in range(cfg.epochs) for b in self.sampler.batches(lengths, targets, rng)]
-        accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+        # cpu=True without CUDA: otherwise accelerate ignores a torchrun launch on CPUs (one process each,
+        # no gradient sync); with it, the processes join over gloo, as GPUs do over NCCL
+        accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available())
         steps = math.ceil(len(batches) / cfg.grad_accum)
         optimizer = torch.optim.AdamW(model.param_groups(cfg), weight_decay=0.0)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
@@ -129,7 +132,8 @@ class Trainer:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
         start = self._resume(accelerator.unwrap_model(model), optimizer, scheduler)
         report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
-                             padding_share=padding_share(batches, lengths), resumed_from_batch=start)
+                             padding_share=padding_share(batches, lengths), resumed_from_batch=start,
+                             processes=accelerator.num_processes)
         sums = dict.fromkeys([t.name for t in self.terms], 0.0)
         heads_before = _head_vectors(accelerator.unwrap_model(model))
         model.train()
