@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from feature_store.sampling import both_classes
+
 TESTED_VERSION = "0.3.0"
 PREDICT_BATCH = 4096  # scoring needs no gradient: big batches are just faster (predict() defaults to 256)
 MAX_EXACT_CODE = 2 ** 24  # float32 holds every integer below this exactly
@@ -127,7 +129,7 @@ def fit(model: Any, x: dict[str, np.ndarray], y: np.ndarray, valid: tuple[dict[s
 
     One progress bar counts training batches over all epochs (deepctr's own bar is per epoch
     and needs ``verbose=1``, which crashes: see below)."""
-    if valid is not None and len(np.unique(valid[1])) < 2:
+    if valid is not None and not both_classes(valid[1]):
         valid = None  # the per-epoch validation AUC raises on a one-class slice: train every epoch instead
     model.compile("adam", "binary_crossentropy", metrics=["auc"])
     stopper = _BestOnValidAUC(patience) if valid is not None else None
@@ -140,7 +142,7 @@ def fit(model: Any, x: dict[str, np.ndarray], y: np.ndarray, valid: tuple[dict[s
             with contextlib.redirect_stdout(io.StringIO()):
                 history = model.fit(
                     float32_inputs(x), np.asarray(y, dtype=np.float32), batch_size=batch_size, epochs=epochs,
-                    verbose=0,  # verbose=1 computes AUC per batch and crashes on a one-class batch (upstream #266)
+                    verbose=0,  # verbose=1 computes AUC per batch and crashes on a one-class batch (a deepctr-torch 0.3.0 bug)
                     # explicit validation data: validation_split would cut by row position, not by time
                     validation_data=None if valid is None else (float32_inputs(valid[0]),
                                                                  np.asarray(valid[1], dtype=np.float32)),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.registry import Method, register
 from feature_store.errors import DataError
-from feature_store.store import Split
+from feature_store.store import Inputs, Schema, Split
+from leadrank_api import Method, Params, register
+
+
+class FunnelParams(Params):
+    recency_column: str | None = "days_since_last_activity"
+    """Numeric feature of days since the last activity; without it (or null) the scoring time stands in."""
 
 
 def recency_order(split: Split, column: str | None) -> np.ndarray:
@@ -25,14 +30,24 @@ def recency_order(split: Split, column: str | None) -> np.ndarray:
     return (r - r.min()) / (span + 1.0) if span > 0 else np.zeros(len(r))
 
 
-@register(name="funnel_recency", family="rule", tables=("table2",), requires=("stage",),
-          description="Funnel+Recency rule: deeper current stage first, then most recent activity")
+@register(name="funnel_recency", family="rule", tables=("table2",), requires=("stage",), order=1,
+          label="Funnel+Recency", params={"funnel": FunnelParams}, description="Funnel+Recency rule: deeper current stage first, then most recent activity")
 class FunnelRecency(Method):
-    """The paper's rule baseline. No training: the score is ``stage depth + recency in [0, 1)``."""
+    """The paper's rule baseline. No training: the score is ``stage depth + recency in [0, 1)``.
+
+    A rule, not a model: it reads the current stage and one recency column (the scoring time
+    where the data has no such column) and nothing else of the input view, and says so."""
+
+    def _recency_column(self, schema: Schema) -> str | None:
+        column = self.section("funnel").recency_column
+        return column if column in schema.tabular else None
+
+    def inputs(self, schema: Schema) -> Inputs:
+        column = self._recency_column(schema) or schema.time_column
+        return Inputs(columns=(column,) if column else (), stage=True)
 
     def fit(self, train: Split, valid: Split) -> "FunnelRecency":
         return self
 
     def score(self, test: Split) -> np.ndarray:
-        column = self.ctx.get("funnel.recency_column", "days_since_last_activity")
-        return test.stage.astype(np.float64) + recency_order(test, column if column in test.raw else None)
+        return test.stage.astype(np.float64) + recency_order(test, self._recency_column(test.schema))

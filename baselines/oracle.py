@@ -1,22 +1,41 @@
-"""The oracle: scores every lead by its true conversion probability.
+"""The two ceilings: every lead scored by its true conversion probability.
 
-Only synthetic worlds know ``p_true``. It is the ceiling of every table: no
-honest model can beat it beyond its confidence interval.
+Only synthetic worlds know it. ``oracle`` uses ``p_true``, the probability
+given everything observable at the scoring moment: no honest model can beat it
+beyond its confidence interval. ``oracle_table`` (a variant, in
+``variants.yaml``) uses ``p_true_table``, the probability given everything but
+the text (the transcript facts integrated out): the best a table-only model can
+reach. The gap between the two is the most a text reader can gain.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from benchmark.registry import Method, register
 from feature_store.store import Split
+from leadrank_api import Method, Params, register
+
+
+class OracleOptions(Params):
+    given: Literal["everything", "table"] = "everything"
+    """What the probability is conditioned on: every observable (p_true) or all but the text (p_true_table)."""
 
 
 @register(name="oracle", family="oracle", tables=("table1", "table2"), requires=("p_true",), in_paper=False,
+          label="Oracle (p_true)", order=10_000,
           description="Ceiling: the true conversion probability p_true (synthetic worlds only)")
 class Oracle(Method):
+    Options = OracleOptions
+    options = OracleOptions()
+
+    @classmethod
+    def requires_for(cls, options: OracleOptions) -> tuple[str, ...]:
+        return ("p_true_table",) if options.given == "table" else ("p_true",)
+
     def fit(self, train: Split, valid: Split) -> "Oracle":
         return self
 
     def score(self, test: Split) -> np.ndarray:
-        return test.p_true().copy()
+        return test.p_true(table_only=self.options.given == "table").copy()

@@ -1,14 +1,19 @@
-"""Overhead of the suite's DeepFM adapter over a bare deepctr-torch ``fit`` (goal: ratio <= 1.10).
+"""Overhead of the suite's CTR adapter over a bare deepctr-torch ``fit`` (goal: ratio <= 1.10).
 
-Both train the same DeepFM (same feature columns, seed, batch size, epochs,
+For each of ``--models`` (DeepFM and xDeepFM by default), both train the same
+model (same feature columns, seed, batch size, epochs,
 validation data and torch threads) on the train split of a profile's dataset;
 the suite's fit runs through ``baselines.ctr`` (input conversion, early-stopping
 callback with best-weight restore, stdout capture, progress hook), the bare one
 calls ``model.fit`` the way deepctr-torch's README does. Patience is set to the
 number of epochs so both run every epoch. Runs alternate and the median of
-``--repeats`` is reported, since other processes share the CPU.
+``--repeats`` is reported, since other processes share the CPU. The bare fit
+reads the same categorical inputs as the suite (``Split.codes()``: the codes and,
+where the data has one, the current stage as one more categorical). One JSON line
+per model is printed and appended to ``results/bench/ctr_overhead.jsonl``.
 
-    .venv/bin/python bench/ctr_overhead.py [--profile quick] [--dataset benchmark] [--epochs 2] [--repeats 3]
+    .venv/bin/python bench/ctr_overhead.py [--profile quick] [--dataset benchmark] [--models deepfm,xdeepfm]
+                                           [--epochs 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -16,23 +21,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import statistics
+import sys
 import time
-from dataclasses import asdict
 
 import numpy as np
 
-from baselines import ctr
+import leadrank_api as api
 from baselines import deepctr_compat as dc
-from benchmark.profile import load_profile
 from benchmark import registry
-from benchmark.registry import MethodContext
+from benchmark.profile import load_profile
 from benchmark.runner import load_splits
 from feature_store.store import Split
 
+sys.path.insert(0, os.path.dirname(__file__))
+from _record import record  # noqa: E402
 
-def suite_fit(train: Split, valid: Split, config: dict, seed: int) -> float:
-    method = registry.get("deepfm")(MethodContext(seed=seed, config=config))
+GOAL_RATIO = 1.10
+
+
+def suite_fit(name: str, train: Split, valid: Split, config: dict, seed: int) -> float:
+    method = registry.get(name).from_config(config, seed=seed)
     t0 = time.perf_counter()
     method.fit(train, valid)
     wall = time.perf_counter() - t0
@@ -40,20 +50,22 @@ def suite_fit(train: Split, valid: Split, config: dict, seed: int) -> float:
     return wall
 
 
-def bare_fit(train: Split, valid: Split, config: dict, seed: int) -> float:
+def bare_fit(name: str, train: Split, valid: Split, config: dict, seed: int) -> float:
     """deepctr-torch as its README uses it: one SparseFeat/DenseFeat per column, a dict of arrays."""
     s, c = train.schema, config["ctr"]
-    columns = ([dc.SparseFeat(f"c{j}", s.cardinalities[n], embedding_dim=c["embedding_dim"])
-                for j, n in enumerate(s.categorical)] + [dc.DenseFeat(f"n{j}", 1) for j in range(len(s.numeric))])
+    columns = ([dc.SparseFeat(f"c{j}", size, embedding_dim=c["embedding_dim"])
+                for j, (_, size) in enumerate(s.table_categorical)]
+               + [dc.DenseFeat(f"n{j}", 1) for j in range(len(s.numeric))])
 
     def inputs(split: Split) -> dict[str, np.ndarray]:
-        return {**{f"c{j}": split.cat[:, j] for j in range(split.cat.shape[1])},
+        codes = split.codes()
+        return {**{f"c{j}": codes[:, j] for j in range(codes.shape[1])},
                 **{f"n{j}": split.num[:, j] for j in range(split.num.shape[1])}}
 
     x, xv, y, yv = inputs(train), inputs(valid), train.y, valid.y  # built before the clock, like the suite's split
     t0 = time.perf_counter()
-    with ctr.torch_threads(c["threads"]):
-        model = dc.model_class("DeepFM")(columns, columns, seed=seed, device="cpu")
+    with api.torch_threads(c["threads"]):
+        model = dc.model_class(registry.get(name).options.model)(columns, columns, seed=seed, device="cpu")
         model.compile("adam", "binary_crossentropy", metrics=["auc"])
         with contextlib.redirect_stdout(io.StringIO()):  # its epoch lines would flood the report
             model.fit(x, y, batch_size=c["batch_size"], epochs=c["epochs"], verbose=0, validation_data=(xv, yv))
@@ -64,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
     p.add_argument("--dataset", default="benchmark", help="a dataset name of the profile")
+    p.add_argument("--models", default="deepfm,xdeepfm", help="registered deepctr rows, comma-separated")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -71,24 +84,35 @@ def main(argv: list[str] | None = None) -> None:
     profile = load_profile(a.profile, [f"ctr.epochs={a.epochs}", f"ctr.patience={a.epochs}"])
     entry = next(d for d in profile.datasets if d.name == a.dataset)
     _, splits = load_splits(entry, profile)
-    config = {"ctr": asdict(ctr.CTRConfig.from_context(MethodContext(config=profile.config)))}
     train, valid = splits.train, splits.valid
-    times: dict[str, list[float]] = {"suite": [], "bare": []}
-    for warm_up in (bare_fit, suite_fit):  # first-call costs (lazy imports, allocator) hit neither side
-        warm_up(train, valid, config, a.seed)
-    for _ in range(a.repeats):
-        times["bare"].append(bare_fit(train, valid, config, a.seed))
-        times["suite"].append(suite_fit(train, valid, config, a.seed))
-    samples = len(train) * a.epochs
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"DeepFM on '{entry.name}' ({a.profile}): {len(train):,} train leads, {len(valid):,} valid, "
-          f"{a.epochs} epochs, batch {config['ctr']['batch_size']}, {config['ctr']['threads']} torch thread(s), "
-          f"median of {a.repeats}")
-    for k, label in (("suite", "suite DeepFM fit"), ("bare", "bare deepctr-torch fit")):
-        print(f"  {label:24s} {med[k]:7.2f} s  {samples / med[k]:9,.0f} samples/s   runs: "
-              + ", ".join(f"{t:.2f}" for t in times[k]))
-    ratio = med["suite"] / med["bare"]
-    print(f"  overhead ratio suite/bare: {ratio:.3f} (goal <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
+    for name in a.models.split(","):
+        config = {"ctr": api.method_settings(registry.get(name), profile.config)["ctr"].to_dict()}
+        label = registry.get(name).options.model
+        times: dict[str, list[float]] = {"suite": [], "bare": []}
+        for warm_up in (bare_fit, suite_fit):  # first-call costs (lazy imports, allocator) hit neither side
+            warm_up(name, train, valid, config, a.seed)
+        for _ in range(a.repeats):
+            times["bare"].append(bare_fit(name, train, valid, config, a.seed))
+            times["suite"].append(suite_fit(name, train, valid, config, a.seed))
+        samples = len(train) * a.epochs
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"{label} on '{entry.name}' ({a.profile}): {len(train):,} train leads, {len(valid):,} valid, "
+              f"{a.epochs} epochs, batch {config['ctr']['batch_size']}, {config['ctr']['threads']} torch thread(s), "
+              f"median of {a.repeats}")
+        for k, text in (("suite", f"suite {label} fit"), ("bare", "bare deepctr-torch fit")):
+            print(f"  {text:24s} {med[k]:7.2f} s  {samples / med[k]:9,.0f} samples/s   runs: "
+                  + ", ".join(f"{t:.2f}" for t in times[k]))
+        ratio = med["suite"] / med["bare"]
+        verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
+        print(f"  overhead ratio suite/bare: {ratio:.3f} (goal <= {GOAL_RATIO}: {verdict})")
+        record("ctr_overhead", {
+            "model": label, "method": name, "profile": a.profile, "dataset": entry.name,
+            "train_leads": len(train), "valid_leads": len(valid), "epochs": a.epochs,
+            "batch_size": config["ctr"]["batch_size"], "torch_threads": config["ctr"]["threads"],
+            "repeats": a.repeats, "suite_s": round(med["suite"], 3), "bare_s": round(med["bare"], 3),
+            "suite_runs_s": [round(t, 3) for t in times["suite"]], "bare_runs_s": [round(t, 3) for t in times["bare"]],
+            "samples_per_s_suite": round(samples / med["suite"]), "ratio": round(ratio, 3),
+            "goals": {"ratio": GOAL_RATIO}})
 
 
 if __name__ == "__main__":

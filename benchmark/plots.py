@@ -37,9 +37,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 from sklearn.metrics import roc_curve
 
-from benchmark.metrics import _Ranking, point, top_k
+from benchmark.metrics import Ranking, point, top_k
 from benchmark.results import RunRecord, all_runs
 from benchmark.significance import paired_scores
+from feature_store.files import atomic_path
 
 PLOTS = {"roc": "ROC", "gains": "gains & lift", "capacity": "capacity", "calibration": "calibration"}
 TABLE_K = (0.1, 1.0, 5.0)  # the K of the tables' P@K / R@K columns
@@ -73,7 +74,7 @@ def capture_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nda
     The curve is linear between these points, which is the pro-rata tie rule of
     ``benchmark.metrics``: ``np.interp(k, *capture_curve(y, s))`` is the number of
     conversions in the top k."""
-    called, captured = _Ranking(scores, y).grouped(np.ones((1, len(y))))
+    called, captured = Ranking(scores, y).grouped(np.ones((1, len(y))))
     return np.r_[0.0, np.cumsum(called[0])], np.r_[0.0, np.cumsum(captured[0])]
 
 
@@ -115,7 +116,8 @@ def write_plots(out: Path) -> list[Path]:
             fig = _DRAW[name](y, curves)
             fig.suptitle(title, fontsize=10)
             path = folder / f"{name}.png"
-            FigureCanvasAgg(fig).print_png(path, metadata={"Software": None})
+            with atomic_path(path) as tmp:
+                FigureCanvasAgg(fig).print_png(tmp, metadata={"Software": None})
             written.append(path)
     return written
 

@@ -5,9 +5,12 @@ Layout (names are fixed; tools read them)::
     <out>/runs/<dataset>/<method>/seed<k>.json            config, provenance, timings, metrics
     <out>/runs/<dataset>/<method>/seed<k>.scores.parquet  lead_id, score, label for every test lead
 
-Both are written atomically (temporary file + rename), scores first and the
-JSON last: a JSON on disk means the job finished, so a killed run loses at most
-the job in flight and a rerun skips finished ones.
+    <out>/runs/<dataset>/<method>/seed<k>.log             the traceback, where the job failed
+
+All are written atomically (temporary file + rename), scores first and the
+JSON last: a JSON on disk means the job ended (``ok``, ``n/a`` or ``failed``),
+so a killed run loses at most the job in flight; a rerun skips the ``ok`` and
+``n/a`` ones and retries the failed ones.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,7 +28,10 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics import Estimate
+from feature_store.errors import DataError
+from feature_store.files import atomic_path, atomic_write_text
 
+FORMAT_VERSION = 1  # of the result files; a reader refuses files of a newer format instead of misreading them
 PACKAGES = ("leadrank-bench", "numpy", "pandas", "pyarrow", "scikit-learn", "torch", "deepctr-torch", "lightgbm",
             "transformers", "peft", "accelerate")
 
@@ -37,10 +42,10 @@ class RunRecord:
     method: str
     seed: int
     table: str
-    status: str  # "ok" or "n/a"
+    status: str  # "ok", "n/a" (the data cannot serve the method) or "failed" (it raised: see the .log)
     family: str = ""
     in_paper: bool = True
-    reason: str = ""  # why a method is n/a on this dataset
+    reason: str = ""  # why a method is n/a on this dataset, or the one-line error it failed with
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     n_test: int = 0
     n_pos: int = 0
@@ -50,6 +55,7 @@ class RunRecord:
     info: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
 
     def estimate(self, key: str) -> Estimate:
         return Estimate(**self.metrics[key])
@@ -80,42 +86,36 @@ def scores_path(out: Path, dataset: str, method: str, seed: int) -> Path:
     return run_dir(out, dataset, method) / f"seed{seed}.scores.parquet"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def log_path(out: Path, dataset: str, method: str, seed: int) -> Path:
+    return run_dir(out, dataset, method) / f"seed{seed}.log"
 
 
-def write_run(out: Path, record: RunRecord, scores: pd.DataFrame | None) -> Path:
-    """Scores first, JSON last (the JSON marks the job as finished)."""
-    for stale in run_dir(out, record.dataset, record.method).glob(f".seed{record.seed}.*.tmp"):
+def write_run(out: Path, record: RunRecord, scores: pd.DataFrame | None, log: str | None = None) -> Path:
+    """Scores (or the failure's traceback) first, JSON last (the JSON marks the job as ended)."""
+    for stale in run_dir(out, record.dataset, record.method).glob(f".seed{record.seed}.*.tmp*"):
         stale.unlink(missing_ok=True)  # left by a job of this seed that was killed mid-write
+    log_file = log_path(out, record.dataset, record.method, record.seed)
+    if log is not None:
+        atomic_write_text(log_file, log)
+    else:
+        log_file.unlink(missing_ok=True)  # from an earlier failed try of this job
     if scores is not None:
-        path = scores_path(out, record.dataset, record.method, record.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(scores_path(out, record.dataset, record.method, record.seed)) as tmp:
             scores.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     jp = json_path(out, record.dataset, record.method, record.seed)
-    atomic_write_bytes(jp, (record.to_json() + "\n").encode())
+    atomic_write_text(jp, record.to_json() + "\n")
     return jp
 
 
 def read_run(path: Path) -> RunRecord:
-    return RunRecord(**json.loads(Path(path).read_text()))
+    data = json.loads(Path(path).read_text())
+    if data.get("format_version", 1) > FORMAT_VERSION:
+        raise DataError(f"written by a newer leadrank-bench (result format {data['format_version']}, this one "
+                        f"reads up to {FORMAT_VERSION})", file=str(path), hint="upgrade leadrank-bench to read it")
+    try:
+        return RunRecord(**data)
+    except TypeError as e:
+        raise DataError(f"not a result file of this leadrank-bench: {e}", file=str(path)) from None
 
 
 def read_scores(out: Path, record: RunRecord) -> pd.DataFrame:
@@ -123,14 +123,16 @@ def read_scores(out: Path, record: RunRecord) -> pd.DataFrame:
 
 
 def finished(out: Path, dataset: str, method: str, seed: int, fingerprint: str) -> bool:
-    """True when this job has a result for the same data (a changed dataset reruns)."""
+    """True when this job has an ``ok`` or ``n/a`` result for the same data (a changed dataset
+    reruns, and so does a job that failed)."""
     jp = json_path(out, dataset, method, seed)
     if not jp.is_file():
         return False
     try:
-        return read_run(jp).fingerprint == fingerprint
-    except (json.JSONDecodeError, TypeError):
+        record = read_run(jp)
+    except json.JSONDecodeError:
         return False
+    return record.fingerprint == fingerprint and record.status != "failed"
 
 
 def all_runs(out: Path) -> list[RunRecord]:

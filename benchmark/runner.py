@@ -5,14 +5,19 @@ world on first use), fit the method on train with valid for early stopping,
 score every test lead, compute the metrics with bootstrap CIs, and write the
 scores and the JSON record atomically. Finished jobs are skipped unless
 ``force``; a job whose data cannot meet a method's requirement is recorded as
-"n/a" with the reason, so tables show it instead of silently dropping it.
+"n/a" with the reason, so tables show it instead of silently dropping it. A
+job that raises is recorded as "failed" (one-line reason in the JSON, the
+traceback in a .log beside it) and the other jobs go on: one method's crash
+never sinks a run. One runner at a time writes to a results folder (a lock).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
-from contextlib import ExitStack, contextmanager
+import traceback
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,19 +26,26 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+import leadrank_api as api
 from benchmark import registry
 from benchmark.metrics import evaluate
 from benchmark.profile import DatasetEntry, Profile
 from benchmark.results import RunRecord, finished, provenance, write_run
-from feature_store.errors import ConfigError, DataError
+from feature_store.adapters import resolve_spec
+from feature_store.embeddings import attach_h_text
+from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
-from feature_store.store import Dataset, SplitSet
+from feature_store.store import Dataset, Split, SplitSet
+from feature_store.synthetic import generate, identity
 
 
 def main_process() -> bool:
     """False on every process but the first of an ``accelerate launch`` / ``torchrun``: all of them run
     the same jobs (an LLM row trains data-parallel across them), only the first writes results."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+LOCK = ".leadrank.lock"
 
 
 @dataclass(frozen=True)
@@ -44,39 +56,44 @@ class Job:
 
 
 def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False) -> Dataset:
-    """Load a profile dataset: generate a synthetic world on first use, or read a spec."""
+    """Load a profile dataset: a spec (or public-data adapter), or a synthetic world, generated on
+    first use and again whenever the generator's version (or the world asked for) changed."""
     if entry.spec:
-        from feature_store.adapters import resolve_spec  # spec files and public-data adapters
-
         return Dataset.load(resolve_spec(entry.spec, data_dir))
-    from feature_store.synthetic import generate
-
     folder = Path(data_dir) / f"{entry.world}-{entry.leads}-s{entry.seed}"
-    if not (folder / "spec.yaml").is_file():
+    spec_file = folder / "spec.yaml"
+    if not spec_file.is_file() or load_spec(spec_file).generated_by != identity(entry.world, entry.leads, entry.seed):
         generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
     # results are filed under the profile's dataset name, not the world's
-    return Dataset.load(replace(load_spec(folder / "spec.yaml"), name=entry.name))
+    return Dataset.load(replace(load_spec(spec_file), name=entry.name))
 
 
-_SPLITS: dict[tuple[str, str], tuple[Dataset, SplitSet]] = {}
+_SPLITS: dict[tuple, tuple[Dataset, SplitSet]] = {}
 
 
 def load_splits(entry: DatasetEntry, profile: Profile, progress: bool = False) -> tuple[Dataset, SplitSet]:
-    """Dataset and its splits, cached per process (all methods of a table share them)."""
-    key = (entry.name, repr(entry))
+    """Dataset and its splits, cached per process (all methods of a table share them).
+
+    The key holds everything the splits depend on: the entry, the data folder and the
+    evaluation settings (the test subsample)."""
+    key = (entry, profile.data_dir, profile.eval)
     if key not in _SPLITS:
-        ds = resolve_dataset(entry, Path(profile.get("data_dir", "data")), progress)
-        splits = ds.splits(profile.get("eval.test_max_leads"), int(profile.get("eval.subsample_seed", 0)))
-        _SPLITS[key] = (ds, splits)
+        ds = resolve_dataset(entry, profile.data_dir, progress)
+        _SPLITS[key] = (ds, ds.splits(profile.eval.test_max_leads, profile.eval.subsample_seed))
     return _SPLITS[key]
 
 
-def missing_requirement(method: type[registry.Method], splits: SplitSet) -> str:
+def missing_requirement(method: type[api.Method], splits: SplitSet) -> str:
     """Why the data cannot serve this method ('' when it can)."""
     test = splits.test
     checks = {"text": (test.schema.has_text, "no text column"),
               "stage": (test.stage is not None, "no current-stage column"),
               "p_true": (test.has_p_true, "no p_true (real data)"),
+              "p_true_table": (test.has_p_true_table, "no p_true_table (real data)"),
+              "tabular": (bool(test.schema.view().columns) or test.stage is not None,
+                          "no tabular feature and no current stage"),
+              "categorical": (bool(test.schema.categorical) or test.stage is not None,
+                              "no categorical feature and no current stage (its interaction layers need one)"),
               "h_text": (test.schema.has_text, "no text column")}
     for req in method.requires:
         ok, why = checks[req]
@@ -87,14 +104,16 @@ def missing_requirement(method: type[registry.Method], splits: SplitSet) -> str:
 
 def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | None = None,
          datasets: list[DatasetEntry] | None = None) -> list[Job]:
-    """Every job of the profile: each dataset with each method of its table and each seed."""
+    """Every job of the profile: each dataset with each method of its table and each seed.
+
+    Every chosen method's settings are validated here, before any job runs."""
     registered = registry.all_methods()
-    chosen = methods or profile.get("methods", "all")
+    chosen = methods or profile.core.methods
     if chosen == "all":
-        chosen = list(registered)
-    unknown = [m for m in chosen if m not in registered]
-    if unknown:
-        raise ConfigError(f"unknown method(s) {unknown}", hint=f"registered: {', '.join(registered)}")
+        chosen = [name for name, m in registered.items() if m.by_default]
+    for name in chosen:
+        cls = registry.get(name)
+        cls.check_settings(api.method_settings(cls, profile.config))
     jobs = []
     for entry in datasets or profile.datasets:
         tables = ("table1", "table2") if entry.table == "all" else (entry.table,)
@@ -106,10 +125,12 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
 
 def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress: bool = False) -> RunRecord | None:
     """Run one job and write its result; None when it was already finished."""
+    profile.register_variants()  # a worker process has only the packages' own variants
     ds, splits = load_splits(job.entry, profile, progress)
     if not force and finished(out, ds.name, job.method, job.seed, ds.fingerprint):
         return None
     cls = registry.get(job.method)
+    settings = api.method_settings(cls, profile.config)
     truth = splits.truth
     base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=_record_table(job.entry, cls),
                 family=cls.family, in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
@@ -122,44 +143,60 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
         if main_process():
             write_run(out, record, None)
         return record
-    _seed_everything(job.seed)
-    method = cls(registry.MethodContext(seed=job.seed, config=profile.config, progress=progress,
-                                        cache_dir=str(cache_dir(profile))))
+    try:
+        record, scores = _fit_and_score(cls, api.MethodContext(seed=job.seed, settings=settings, progress=progress,
+                                                               cache_dir=str(profile.cache_dir)), ds, splits,
+                                        profile, base)
+    except Exception as e:  # noqa: BLE001  (isolated: recorded with its traceback, the other jobs go on)
+        record = RunRecord(status="failed", reason=one_line(e), **base)
+        if main_process():
+            write_run(out, record, None, log=traceback.format_exc())
+        return record
+    if main_process():
+        write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label}))
+    return record
+
+
+def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, splits: SplitSet, profile: Profile,
+                   base: dict[str, Any]) -> tuple[RunRecord, np.ndarray]:
+    _seed_everything(ctx.seed)
+    method = cls(ctx)
     tp = time.perf_counter()
-    (train, valid, test), prep_info = _prepare(cls, ds, splits, profile)
+    (train, valid, test), prep_info = prepare_inputs(cls, ds, splits, profile)
     t0 = time.perf_counter()
     method.fit(train, valid)
     t1 = time.perf_counter()
     scores = np.asarray(method.score(test), dtype=np.float64).reshape(-1)
     t2 = time.perf_counter()
     if scores.shape != (len(test),) or not np.all(np.isfinite(scores)):
-        raise DataError(f"method '{job.method}' returned {scores.shape} scores "
+        raise DataError(f"method '{cls.name}' returned {scores.shape} scores "
                         f"({int((~np.isfinite(scores)).sum())} not finite) for {len(test)} test leads")
-    metrics = evaluate(truth.label, scores, int(profile.get("eval.bootstrap", 1000)), seed=job.seed)
+    metrics = evaluate(splits.truth.label, scores, profile.eval.bootstrap, seed=ctx.seed)
     t3 = time.perf_counter()
+    # what the method read of the dataset's input view (its own declaration, checked by the contract)
+    inputs = {"inputs": method.inputs(test.schema).to_dict()}
     record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()},
-                       info=prep_info | method.run_info(),
+                       info=prep_info | method.run_info() | inputs,
                        timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
-    if main_process():
-        write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label}))
-    return record
+    return record, scores
 
 
-def _prepare(cls: type[registry.Method], ds: Dataset, splits: SplitSet, profile: Profile):
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type (unless it is one of ours, whose message says it all) and message."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    return text if isinstance(e, LeadrankError) else f"{type(e).__name__}: {text}".rstrip(": ")
+
+
+def prepare_inputs(cls: type[api.Method], ds: Dataset, splits: SplitSet,
+                   profile: Profile) -> tuple[tuple[Split, Split, Split], dict[str, Any]]:
     """The splits a method sees (text embeddings attached where it asks for them) and facts to record."""
     if "h_text" in cls.requires:
-        from feature_store.embeddings import attach_h_text
-
-        return attach_h_text(ds, splits, profile.config, cache_dir(profile))
+        return attach_h_text(ds, splits, profile.config, profile.cache_dir)
     return (splits.train, splits.valid, splits.test), {}
 
 
-def cache_dir(profile: Profile) -> Path:
-    return Path(profile.get("data_dir", "data")) / "cache"
-
-
-def _record_table(entry: DatasetEntry, cls: type[registry.Method]) -> str:
+def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
     """The table(s) a result is shown in: the entry's, or for a dataset of both tables (a user's spec,
     public data) the method's own, so a Table-2 rule does not appear as an extra row of Table 1."""
     return ",".join(cls.tables) if entry.table == "all" else entry.table
@@ -221,33 +258,65 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
     """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib."""
     plan_ = plan(profile, methods, seeds, datasets)
     progress = progress and main_process()
+    if not plan_:
+        raise ConfigError("nothing to run: no chosen method belongs to the table of any chosen dataset",
+                          hint="see `leadrank list` for each method's tables")
     for entry in dict.fromkeys(j.entry for j in plan_):  # bad data fails here, before any result is written
         ds, _ = load_splits(entry, profile, progress)
         for warning in ds.warnings if progress else ():
             tqdm.write(f"warning: {warning}")
-    bar = tqdm(total=len(plan_), desc="jobs", unit="job", disable=not progress)
-    records = []
+    records: list[RunRecord] = []
+    skipped = 0
 
     def done(rec: RunRecord | None) -> None:
+        nonlocal skipped
         bar.update()
         if rec is None:
+            skipped += 1
             return
         records.append(rec)
         if progress:
             auc = rec.metrics.get("auc", {}).get("value")
             tqdm.write(f"  {rec.dataset}/{rec.method}/seed{rec.seed}: "
-                       + (f"AUC {auc:.4f}" if auc is not None else f"n/a ({rec.reason})"))
+                       + (f"AUC {auc:.4f}" if auc is not None else f"{rec.status} ({rec.reason})"))
 
-    if jobs <= 1 and backend == "loky":
-        for job in plan_:
-            done(run_job(job, profile, Path(out), force=force, progress=progress))
-    else:
-        from joblib import Parallel, delayed
+    with results_lock(Path(out)) if main_process() else nullcontext(), \
+            tqdm(total=len(plan_), desc="jobs", unit="job", disable=not progress) as bar:
+        if jobs <= 1 and backend == "loky":
+            for job in plan_:
+                done(run_job(job, profile, Path(out), force=force, progress=progress))
+        else:
+            from joblib import Parallel, delayed
 
-        with _backend(jobs, backend, scheduler):
-            results = Parallel(return_as="generator_unordered")(
-                delayed(run_job)(job, profile, Path(out), force, False) for job in plan_)
-            for rec in results:
-                done(rec)
-    bar.close()
+            with _backend(jobs, backend, scheduler):
+                results = Parallel(return_as="generator_unordered")(
+                    delayed(run_job)(job, profile, Path(out), force, False) for job in plan_)
+                for rec in results:
+                    done(rec)
+    if skipped and progress:
+        tqdm.write(f"skipped {skipped} finished job(s) whose results are already in {out} "
+                   "(same data; --force recomputes them)")
     return records
+
+
+@contextmanager
+def results_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.leadrank.lock`` for the run: a second runner on the same folder stops with a clear
+    message instead of interleaving its writes. The OS releases the lock when the process dies."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise LeadrankError(f"another leadrank run ({holder}) is writing to {out}",
+                                hint="wait for it to finish, or pass another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)

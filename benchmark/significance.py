@@ -19,18 +19,24 @@ real differences; a paired test on the same leads does not.
 
 The reference row is the one the paper's claim is about: Table 1 the best CTR
 model without ``h_text`` (by AUC), Table 2 asLLR without HPRO. When it did not
-run, the best non-oracle row by AUC stands in and the note says so. p-values are
-not corrected for multiple comparisons: each answers "does this row differ from
-the reference?" on its own, which is how a reader scans a table.
+run, the best non-oracle row by AUC stands in and the note says so.
+
+A table makes dozens of such comparisons (every row, every metric), so a † at
+p < 0.05 would mark about one in twenty rows by chance alone. The marks
+therefore use Holm's step-down correction over every test of the table
+(``statsmodels.stats.multitest.multipletests``; it controls the family-wise
+error rate under any dependence between the tests); significance.md lists the
+raw and the Holm-adjusted p-value of every cell.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 from tabulate import tabulate
 
 from benchmark.metrics import bootstrap, point
@@ -47,6 +53,7 @@ class Test:
     value: float  # the row's point value
     reference: float  # the reference row's point value
     p: float  # two-sided: DeLong for AUC, paired bootstrap for P@K / R@K
+    p_holm: float = float("nan")  # adjusted over every test of the table (set by ``compare``)
 
     @property
     def diff(self) -> float:
@@ -54,7 +61,8 @@ class Test:
 
     @property
     def significant(self) -> bool:
-        return self.p < ALPHA
+        """Significant after the table's Holm correction."""
+        return self.p_holm < ALPHA
 
 
 @dataclass
@@ -68,6 +76,10 @@ class Comparison:
     def p(self, method: str, key: str) -> float | None:
         test = self.tests.get(method, {}).get(key)
         return None if test is None else test.p
+
+    def p_holm(self, method: str, key: str) -> float | None:
+        test = self.tests.get(method, {}).get(key)
+        return None if test is None else test.p_holm
 
 
 def delong(y: np.ndarray, score_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -155,11 +167,23 @@ def compare(out: Path, runs: dict[str, RunRecord], auc: dict[str, float], prefer
         for k in boot_keys:
             tests[k] = Test(point(k, y, s), point(k, y, ref), bootstrap_p(boots[k][i] - boots[k][0]))
         result.tests[method] = tests
-    return result
+    return holm(result)
+
+
+def holm(comparison: Comparison) -> Comparison:
+    """Every test's p-value adjusted by Holm's step-down procedure over all tests of the table
+    (a test whose p is undefined takes no part and stays undefined)."""
+    cells = [(m, k) for m, tests in comparison.tests.items() for k, t in tests.items() if np.isfinite(t.p)]
+    if cells:
+        adjusted = multipletests([comparison.tests[m][k].p for m, k in cells], alpha=ALPHA, method="holm")[1]
+        for (m, k), p in zip(cells, adjusted):
+            comparison.tests[m][k] = replace(comparison.tests[m][k], p_holm=float(p))
+    return comparison
 
 
 def mark(text: str, p: float | None) -> str:
-    """``text`` (a formatted figure, e.g. "0.8123 [0.80, 0.82]") with † after its value when p < ALPHA."""
+    """``text`` (a formatted figure, e.g. "0.8123 [0.80, 0.82]") with † after its value when ``p``
+    (the Holm-adjusted p-value) < ALPHA."""
     if p is None or not p < ALPHA:
         return text
     value, sep, rest = text.partition(" ")
@@ -171,9 +195,11 @@ def footnote(comparison: Comparison, labels: dict[str, str]) -> str:
     if comparison.reference is None:
         return f"Significance: {comparison.note}."
     how = f"; reference = {comparison.note}" if comparison.note else ""
-    return (f"{MARK}: differs from the reference row, {labels[comparison.reference]}, at p < {ALPHA} "
-            f"(paired DeLong test for AUC, paired bootstrap for P@K / R@K, on the same test leads{how}). "
-            "Every p-value: [significance.md](significance.md).")
+    n = sum(len(t) for t in comparison.tests.values())
+    return (f"{MARK}: differs from the reference row, {labels[comparison.reference]}, at p < {ALPHA} after "
+            f"Holm's correction over the {n} tests of this table (paired DeLong test for AUC, paired bootstrap for "
+            f"P@K / R@K, on the same test leads{how}). Every p-value, raw and adjusted: "
+            "[significance.md](significance.md).")
 
 
 def section(comparison: Comparison, rows: list[tuple[str, str, str]], keys: tuple[str, ...],
@@ -187,14 +213,15 @@ def section(comparison: Comparison, rows: list[tuple[str, str, str]], keys: tupl
     table = []
     for label, method, status in rows:
         if method == comparison.reference:
-            table.append([label] + ["reference"] + ["–"] * (2 * len(keys) - 1))
+            table.append([label] + ["reference"] + ["–"] * (3 * len(keys) - 1))
         elif method in comparison.tests:
             tests = comparison.tests[method]
-            table.append([label] + [c for k in keys for c in (_diff(tests[k], k), _p(tests[k]))])
+            table.append([label] + [c for k in keys for c in (_diff(tests[k], k), _p(tests[k].p),
+                                                              _p(tests[k].p_holm, mark=True))])
         else:
-            table.append([label] + [status] + ["–"] * (2 * len(keys) - 1))
+            table.append([label] + [status] + ["–"] * (3 * len(keys) - 1))
     headers = ["Row"] + [h for k in keys
-                         for h in (f"Δ{heads[k]} vs ref.", f"p ({'DeLong' if k == 'auc' else 'bootstrap'})")]
+                         for h in (f"Δ{heads[k]} vs ref.", f"p ({'DeLong' if k == 'auc' else 'bootstrap'})", "p Holm")]
     lines += [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
     if any(k != "auc" for k in keys):
         lines += [f"- Bootstrap: {n_resamples} paired stratified resamples; the smallest attainable p is "
@@ -205,12 +232,12 @@ def section(comparison: Comparison, rows: list[tuple[str, str, str]], keys: tupl
 def document(sections: list[str]) -> str:
     """significance.md: the method, then one section per (table, dataset)."""
     head = ("# Significance of every row against its table's reference row\n\n"
-            f"Two-sided p-values; {MARK} in the tables marks p < {ALPHA}. AUC: paired DeLong test (DeLong et al. 1988, "
+            f"Two-sided p-values; {MARK} in the tables marks p < {ALPHA} after Holm's step-down correction over "
+            "every test of the table (all rows, all metrics; `p Holm`). AUC: paired DeLong test (DeLong et al. 1988, "
             "fast midrank algorithm of Sun & Xu 2014). P@K / R@K: paired stratified bootstrap over the same test "
             "leads, p = 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)). Δ = row − reference (AUC in absolute units, P@K / R@K in "
             "percentage points). Tests compare the lowest seed of each row. Reference rows: Table 1 the best CTR "
-            "model without h_text, Table 2 asLLR (w/o HPRO); when that did not run, the best non-oracle row by AUC. "
-            "No correction for multiple comparisons.\n")
+            "model without h_text, Table 2 asLLR (w/o HPRO); when that did not run, the best non-oracle row by AUC.\n")
     return "\n".join([head, *sections])
 
 
@@ -218,7 +245,7 @@ def _diff(test: Test, key: str) -> str:
     return f"{test.diff:+.4f}" if key == "auc" else f"{100 * test.diff:+.2f} pp"
 
 
-def _p(test: Test) -> str:
-    if not np.isfinite(test.p):
+def _p(p: float, mark: bool = False) -> str:
+    if not np.isfinite(p):
         return "n/a (< 2 leads of a class)"
-    return f"{test.p:.3g}" + (f" {MARK}" if test.significant else "")
+    return f"{p:.3g}" + (f" {MARK}" if mark and p < ALPHA else "")

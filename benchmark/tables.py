@@ -22,34 +22,27 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from benchmark import plots, significance
+import leadrank_api as api
+from benchmark import plots, registry, significance
 from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, point
 from benchmark.results import RunRecord, all_runs
-from feature_store.validate import data_gaps
-
-CTR = (("W&D", "wdl"), ("DeepFM", "deepfm"), ("xDeepFM", "xdeepfm"), ("DCN", "dcn"), ("DCN-M", "dcnm"),
-       ("AutoInt", "autoint"))
-
+from feature_store.errors import ConfigError
+from feature_store.files import atomic_write_text
+from feature_store.spec import data_gaps
 
 @dataclass(frozen=True)
 class Row:
     label: str
     method: str
     embedding: str = "-"
-    baseline: str | None = None  # the row this one is compared with (gain / lift)
+    baseline: str | None = None  # the row this one is compared with (Table 1: gain column; Table 2: lift row)
 
 
-TABLE1 = ([Row(lbl, m) for lbl, m in CTR] + [Row(lbl, f"{m}+h_text", "+h_text", baseline=m) for lbl, m in CTR]
-          + [Row("asLLR (Base)", "asllr_base"), Row("asLLR + L_CE", "asllr_ce"),
-             Row("asLLR + HPRO (Full)", "asllr_hpro")])
-TABLE2 = [Row("Funnel+Recency", "funnel_recency"), Row("Funnel+CTR (DeepFM, two-stage)", "funnel_ctr_two_stage"),
-          Row("Funnel+CTR (DeepFM, direct)", "funnel_ctr_direct"), Row("asLLR (w/o HPRO)", "asllr_ce"),
-          Row("asLLR (w/ HPRO)", "asllr_hpro", baseline="asllr_ce")]
-LAYOUT = {"table1": (TABLE1, ("auc",)), "table2": (TABLE2, METRIC_KEYS)}
+LAYOUT = {"table1": ("auc",), "table2": METRIC_KEYS}
 TITLES = {"table1": "Table 1", "table2": "Table 2"}
-# The row each table's claim is about: (candidate methods, how to name them); see benchmark.significance.
-REFERENCE = {"table1": (tuple(m for _, m in CTR), "the best CTR model without h_text"),
-             "table2": (("asllr_ce",), "asLLR (w/o HPRO)")}
+# What each table's claim is compared against: the rows that are some row's baseline (Table 1: the
+# six CTR models without h_text; Table 2: asLLR w/o HPRO), named so; see benchmark.significance.
+REFERENCE_NAME = {"table1": "the best CTR model without h_text", "table2": "asLLR (w/o HPRO)"}
 HEAD = {"auc": "AUC", "p_at_0.1": "P@0.1%", "p_at_1.0": "P@1.0%", "r_at_5.0": "R@5.0%"}
 
 
@@ -57,7 +50,7 @@ HEAD = {"auc": "AUC", "p_at_0.1": "P@0.1%", "p_at_1.0": "P@1.0%", "r_at_5.0": "R
 class Cell:
     """One method's figures on one dataset, aggregated over seeds."""
 
-    status: str  # ok | not run | n/a
+    status: str  # ok | not run | n/a | failed
     estimates: dict[str, Estimate]
     note: str = ""
     reason: str = ""
@@ -67,16 +60,24 @@ def aggregate(records: list[RunRecord]) -> Cell:
     """Mean and a t-interval over seeds when there are >= 3; else the lowest seed's bootstrap CI."""
     ok = sorted((r for r in records if r.status == "ok"), key=lambda r: r.seed)
     if not ok:
+        failed = sorted((r for r in records if r.status == "failed"), key=lambda r: r.seed)
+        if failed:
+            r = failed[0]
+            return Cell("failed", {}, reason=f"{r.reason} (seed {r.seed}; traceback: "
+                                            f"runs/{r.dataset}/{r.method}/seed{r.seed}.log)")
         return Cell("n/a", {}, reason=records[0].reason) if records else Cell("not run", {})
     if len(ok) < 3:
         note = "" if len(ok) == 1 else f"seed {ok[0].seed} of {len(ok)} (<3 seeds: bootstrap CI)"
         return Cell("ok", {k: ok[0].estimate(k) for k in ok[0].metrics}, note=note)
-    est = {}
-    for k in ok[0].metrics:
-        v = np.array([r.metrics[k]["value"] for r in ok])
-        half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-        est[k] = Estimate(float(v.mean()), float(v.mean() - half), float(v.mean() + half))
+    est = {k: over_seeds([r.metrics[k]["value"] for r in ok]) for k in ok[0].metrics}
     return Cell("ok", est, note=f"mean of {len(ok)} seeds, t-interval over seeds")
+
+
+def over_seeds(values: list[float]) -> Estimate:
+    """The mean over seeds with its 95 % t-interval."""
+    v = np.array(values, dtype=np.float64)
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return Estimate(float(v.mean()), float(v.mean() - half), float(v.mean() + half))
 
 
 def paired(out: Path, a: RunRecord, b: RunRecord, keys: tuple[str, ...], relative: bool,
@@ -108,44 +109,68 @@ def fmt(e: Estimate | None, key: str, signed: bool = False) -> str:
     return f"{num(e.value)}{unit} [{num(e.ci_low)}, {num(e.ci_high)}]"
 
 
-def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]) -> tuple[str, pd.DataFrame, str]:
-    """The dataset's table (Markdown and CSV frame) and its section of significance.md."""
-    rows, keys = LAYOUT[table]
+def table_rows(table: str, methods: set[str]) -> list[Row]:
+    """The rows of ``table``, in order: every paper row (run or not), other registered rows that
+    have results ("not in paper"; the oracle last), and methods with results that are not
+    registered here (a plugin not installed on the reviewer's machine)."""
+    ranked = []
+    for m in registry.rows(table):
+        if m.in_paper or m.name in methods:
+            suffix = "" if m.in_paper or m.family == "oracle" else " *(not in paper)*"
+            ranked.append((m.order, m.name, Row(m.label_in(table) + suffix, m.name, m.embedding,
+                                                m.baseline_in(table))))
+    known = {name for _, name, _ in ranked}
+    ranked += [(api.Method.order, m, Row(f"{m} *(not in paper)*", m)) for m in methods - known]
+    return [row for _, _, row in sorted(ranked, key=lambda x: x[:2])]
+
+
+@dataclass
+class Built:
+    """A dataset's table before rendering: Markdown cells and CSV records per line, and what the
+    footnotes and significance.md need."""
+
+    table: str
+    rows: list[Row]
+    cells: dict[str, Cell]
+    tests: significance.Comparison
+    lines: list[list[str]]
+    records: list[dict]
+    notes: list[str]
+    na: list[str]
+
+
+def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> Built:
+    """Aggregate each row's runs, test every row against the table's reference, and lay out each line."""
+    keys = LAYOUT[table]
     by_method: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         by_method[r.method].append(r)
-    n_boot = int(next((r.config.get("settings", {}).get("eval", {}).get("bootstrap", 1000) for r in records), 1000))
-    all_rows = list(rows)
-    paper_methods = {r.method for r in rows}
-    extra = sorted(m for m in by_method if m not in paper_methods and m != "oracle")
-    all_rows += [Row(f"{_nice(m)} *(not in paper)*", m) for m in extra]
-    if "oracle" in by_method:
-        all_rows.append(Row("Oracle (p_true)", "oracle"))
-
-    md_rows, csv_rows, notes, na = [], [], [], []
-    cells = {row.method: aggregate(by_method.get(row.method, [])) for row in all_rows}
-    ok = [row.method for row in all_rows if cells[row.method].status == "ok"]
+    rows = table_rows(table, set(by_method))
+    cells = {row.method: aggregate(by_method.get(row.method, [])) for row in rows}
+    ok = [row.method for row in rows if cells[row.method].status == "ok"]
+    reference = tuple(dict.fromkeys(row.baseline for row in rows if row.baseline))
     tests = significance.compare(out, {m: _first(by_method[m]) for m in ok},
-                                 {m: cells[m].estimates["auc"].value for m in ok}, *REFERENCE[table], keys, n_boot)
-    for row in all_rows:
+                                 {m: cells[m].estimates["auc"].value for m in ok}, reference,
+                                 REFERENCE_NAME[table], keys, n_boot)
+    built = Built(table, rows, cells, tests, [], [], [], [])
+    for row in rows:
         cell = cells[row.method]
         line = [row.label] + ([row.embedding] if table == "table1" else [])
         rec = {"row": row.label, "method": row.method, "status": cell.status}
         if table == "table1":
             rec["embedding"] = row.embedding
         if cell.status == "ok":
-            line += [significance.mark(fmt(cell.estimates.get(k), k), tests.p(row.method, k)) for k in keys]
+            line += [significance.mark(fmt(cell.estimates.get(k), k), tests.p_holm(row.method, k)) for k in keys]
             for k in keys:
                 e = cell.estimates.get(k)
                 rec.update({k: e.value, f"{k}_ci_low": e.ci_low, f"{k}_ci_high": e.ci_high} if e else {})
-                rec[f"{k}_p"] = tests.p(row.method, k)
+                rec[f"{k}_p"], rec[f"{k}_p_holm"] = tests.p(row.method, k), tests.p_holm(row.method, k)
         else:
-            text = "not run" if cell.status == "not run" else "n/a"
-            line += [text] + ["–"] * (len(keys) - 1)
-            if cell.status == "n/a":
-                na.append(f"{row.label}: {cell.reason}")
+            line += [cell.status] + ["–"] * (len(keys) - 1)
+            if cell.status != "not run":
+                built.na.append(f"{cell.status} — {row.label}: {cell.reason}")
         if cell.note:
-            notes.append(f"{row.label}: {cell.note}")
+            built.notes.append(f"{row.label}: {cell.note}")
         if table == "table1":
             gain = None
             if row.baseline and cell.status == "ok" and cells.get(row.baseline, Cell("", {})).status == "ok":
@@ -153,23 +178,31 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
                               n_boot)["auc"]
                 rec.update({"gain": gain.value, "gain_ci_low": gain.ci_low, "gain_ci_high": gain.ci_high})
             line.append(fmt(gain, "auc", signed=True) if row.baseline else "-")
-        md_rows.append(line)
-        csv_rows.append(rec)
+        built.lines.append(line)
+        built.records.append(rec)
         if table == "table2" and row.baseline:
             lift_line, lift_rec = _lift_row(out, by_method, cells, row, keys, n_boot)
-            md_rows.append(lift_line)
-            csv_rows.append(lift_rec)
+            built.lines.append(lift_line)
+            built.records.append(lift_rec)
+    return built
 
+
+def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]) -> tuple[str, pd.DataFrame, str]:
+    """The dataset's table (Markdown and CSV frame) and its section of significance.md."""
+    n_boot = int(next((r.config.get("settings", {}).get("eval", {}).get("bootstrap", 1000) for r in records), 1000))
+    built = build_rows(out, table, records, n_boot)
+    keys = LAYOUT[table]
+    ok = any(c.status == "ok" for c in built.cells.values())
     headers = (["Model", "Embedding"] if table == "table1" else ["Method"]) + \
               [f"{HEAD[k]} [95% CI]" for k in keys] + (["Gain ΔAUC [95% CI]"] if table == "table1" else [])
-    md = tabulate(md_rows, headers=headers, tablefmt="github", disable_numparse=True)
+    md = tabulate(built.lines, headers=headers, tablefmt="github", disable_numparse=True)
     if ok:
         md += "\n\n" + plots.links(dataset)
-    labels = {row.method: row.label + (f" ({row.embedding})" if row.embedding != "-" else "") for row in all_rows}
-    sig = significance.section(tests, [(labels[r.method], r.method, cells[r.method].status) for r in all_rows], keys,
-                               HEAD, n_boot)
-    notes = ([significance.footnote(tests, labels)] if ok else []) + notes
-    return md + "\n\n" + _footnotes(table, records, notes, na), pd.DataFrame(csv_rows), sig
+    labels = {row.method: row.label + (f" ({row.embedding})" if row.embedding != "-" else "") for row in built.rows}
+    sig = significance.section(built.tests, [(labels[r.method], r.method, built.cells[r.method].status)
+                                             for r in built.rows], keys, HEAD, n_boot)
+    notes = ([significance.footnote(built.tests, labels)] if ok else []) + built.notes
+    return md + "\n\n" + _footnotes(table, records, notes, built.na), pd.DataFrame(built.records), sig
 
 
 def _lift_row(out, by_method, cells, row, keys, n_boot):
@@ -186,10 +219,6 @@ def _lift_row(out, by_method, cells, row, keys, n_boot):
 
 def _first(records: list[RunRecord]) -> RunRecord:
     return min((r for r in records if r.status == "ok"), key=lambda r: r.seed)
-
-
-def _nice(method: str) -> str:
-    return {"logreg": "Logistic regression", "lightgbm": "LightGBM"}.get(method, method)
 
 
 def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[str]) -> str:
@@ -210,17 +239,57 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
     providers = sorted({str(r.info.get("h_text_provider")) for r in ok if r.info.get("h_text_provider")})
     if providers:
         lines.append("h_text provider: " + ", ".join(providers) + ".")
+    lines += _inputs_lines(ok)
     if any(r.method == "oracle" for r in ok):
         lines.append("Oracle: scores = the true conversion probability p_true of the synthetic world; "
                      "the ceiling no honest model can pass beyond its CI.")
+    if any(r.method == "oracle_table" for r in ok):
+        lines.append("Oracle, table only: P(lock) given everything but the text (the transcript facts integrated "
+                     "out): the ceiling of a table-only model; the gap to the oracle is the most reading text can add.")
     info = records[0].dataset_info if records else {}
     gaps = data_gaps(info.get("has_text", True), info.get("has_stage", True), info.get("has_outcomes", True),
                      llm=any(r.family == "llm" for r in ok), hpro=any("hpro" in r.method for r in ok))
     if gaps:
         lines.append("Data: " + "; ".join(gaps) + ".")
     lines.append("\"not run\": no result file for this row (the method is not registered yet or was not selected).")
-    lines += [f"n/a — {x}" for x in na] + notes
+    lines += na + notes
     return "\n".join(f"- {x}" for x in lines) + "\n"
+
+
+def _inputs_lines(ok: list[RunRecord]) -> list[str]:
+    """One line per family: what its rows read of the dataset's input view (the records' ``info["inputs"]``),
+    so a reader sees that rows differ in the method, not in the columns they were shown."""
+    inputs = {r.method: r.info["inputs"] for r in ok if isinstance(r.info.get("inputs"), dict)}
+    if not inputs:
+        return []
+    widest = max((v["columns"] for v in inputs.values()), key=len)
+
+    def reads(v: dict) -> str:
+        cols = v["columns"]
+        table = (", ".join(cols) if len(cols) <= 3 else f"all {len(cols)} table columns" if cols == widest
+                 else f"{len(cols)} of the {len(widest)} table columns")
+        text = {"none": "", "prompt": "text (in the prompt)", "h_text": "text (as its h_text embedding)"}[v["text"]]
+        return " + ".join(p for p in (table, "current stage" * v["stage"], text) if p) or "no observable input"
+
+    families: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in ok:
+        if r.method in inputs:
+            families[r.family][reads(inputs[r.method])].add(r.method)
+    lines = []
+    for family, kinds in sorted(families.items()):
+        several = len(kinds) > 1
+        lines.append(f"Inputs, {family}: " + "; ".join(
+            k + (f" ({len(m)} row{'s' * (len(m) > 1)})" if several else "") for k, m in sorted(kinds.items())) + ".")
+    return lines
+
+
+def require_results(out: Path) -> None:
+    """Refuse, in one line and before writing anything, a results folder with no result file."""
+    out = Path(out)
+    if not out.is_dir():
+        raise ConfigError(f"results folder {out} does not exist", hint="pass the --out of a finished `leadrank run`")
+    if not any((out / "runs").glob("*/*/seed*.json")):
+        raise ConfigError(f"no result files in {out}/runs/", hint="run `leadrank run --out ...` first")
 
 
 def render_all(out: Path) -> dict[str, str]:
@@ -255,7 +324,7 @@ def write_tables(out: Path, with_plots: bool = True) -> list[Path]:
     written = []
     for name, text in render_all(out).items():
         path = Path(out) / name
-        path.write_text(text)
+        atomic_write_text(path, text)
         written.append(path)
     return written + (plots.write_plots(out) if with_plots else [])
 

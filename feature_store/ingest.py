@@ -13,17 +13,25 @@ the time column becomes naive UTC datetimes (``time_format``, ``unix_s``/
 ``unix_ms``, or ISO 8601; offsets such as ``+02:00`` are converted to UTC,
 times without an offset are taken as UTC); the label becomes 0/1 (through
 ``label_positive`` where the export says e.g. "Yes"/"No"); categorical, text
-and stage columns keep their values. A value that cannot be typed is not
-raised here: it is recorded (first one per column) for
-:mod:`feature_store.validate`, which reports every problem at once.
+and stage columns keep their values; CSV text is decoded as UTF-8. A value
+that cannot be typed is not raised here: it is recorded (how many per column,
+and the first few with their rows) for :mod:`feature_store.validate`, which
+reports every problem at once, and read as missing.
 
 Rows are numbered from 1 within their file, the header not counted (row 1 is
 line 2 of a CSV).
+
+The data fingerprint (recorded in every result, and the key that lets a rerun
+skip finished jobs) is a hash of the file bytes and the spec, except for a
+generated dataset (``generated_by`` in its spec): there it is a hash of the
+spec alone, generator identity included, so the same world regenerated on
+another CPU, whose floats may differ in the last bit, has the same fingerprint.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -37,21 +45,24 @@ import yaml
 
 from feature_store.errors import DataError
 from feature_store.spec import TIME_FORMATS_EPOCH, DatasetSpec
-from feature_store.store import file_digest
 
 BATCH_ROWS = 65_536  # Parquet rows per batch
 CSV_BLOCK_BYTES = 8 << 20  # CSV bytes per batch
+SHOWN_BAD = 10  # bad values remembered per column (all of them are counted)
+UTF8 = "UTF-8 text"  # what a CSV value that is not UTF-8 was expected to be
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 
 
-@dataclass(frozen=True)
-class BadValue:
-    """The first value of a column that could not be typed (``row``: index in the whole frame)."""
+@dataclass
+class BadValues:
+    """Values of one column that could not be typed: how many, and the first few with their rows
+    (``rows``: positions in the whole frame)."""
 
-    row: int
-    value: object
     expected: str
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    values: list[object] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ class Ingested:
     frame: pd.DataFrame
     fingerprint: str
     sources: list[Source]
-    bad: dict[str, BadValue] = field(default_factory=dict)
+    bad: dict[str, BadValues] = field(default_factory=dict)
     label_values: dict[str, int] = field(default_factory=dict)  # with label_positive: negative value -> first row
 
     def locate(self, row: int) -> tuple[str, int]:
@@ -88,14 +99,18 @@ class Ingested:
         return names[0] + (f" (and {len(names) - 1} more file(s))" if len(names) > 1 else "")
 
     @property
+    def file_columns(self) -> set[str]:
+        return {c for s in self.sources for c in s.all_columns}
+
+    @property
     def unused_columns(self) -> list[str]:
         """Columns of the files that the spec does not name (never read, never handed to a model)."""
-        return sorted({c for s in self.sources for c in s.all_columns} - set(self.frame.columns))
+        return sorted(self.file_columns - set(self.frame.columns))
 
 
 def read(spec: DatasetSpec) -> Ingested:
     """Every row of the spec's files, spec columns only, typed by role. Raises DataError when a
-    file cannot be read at all (missing file, missing columns, malformed CSV)."""
+    file cannot be read at all (missing or empty file, missing columns, malformed CSV)."""
     paths = spec.paths
     columns = list(spec.columns)
     typer = _Typer(spec)
@@ -103,15 +118,33 @@ def read(spec: DatasetSpec) -> Ingested:
     for path in paths:
         available = _column_names(path, spec)
         _check_columns(path, columns, available)
-        n = 0
+        n, csv = 0, _kind(path) == "csv"
         for batch in _batches(path, columns, spec):
-            frames.append(typer.apply(batch.to_pandas(), start + n))
+            frames.append(typer.apply(typer.decode(batch, start + n) if csv else batch.to_pandas(), start + n))
             n += batch.num_rows
         sources.append(Source(path, start, n, tuple(available)))
         start += n
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    extra = yaml.safe_dump(spec.to_dict(), sort_keys=True).encode()
-    return Ingested(frame, file_digest(paths, extra), sources, typer.bad, typer.label_values)
+    return Ingested(frame, fingerprint(spec, paths), sources, typer.bad, typer.label_values)
+
+
+def fingerprint(spec: DatasetSpec, paths: list[Path]) -> str:
+    """The data fingerprint: the generator's identity for generated data, else the file contents."""
+    described = yaml.safe_dump(spec.to_dict(), sort_keys=True).encode()
+    if spec.generated_by:
+        return hashlib.sha256(described).hexdigest()[:16]
+    return file_digest(paths, described)
+
+
+def file_digest(paths: list[Path], extra: bytes = b"") -> str:
+    """Content hash of the data files (and ``extra``: the spec)."""
+    h = hashlib.sha256(extra)
+    for p in paths:
+        h.update(p.name.encode())
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 # ---- files --------------------------------------------------------------------
@@ -134,6 +167,9 @@ def _parse_options(path: Path, spec: DatasetSpec) -> pacsv.ParseOptions:
 def _column_names(path: Path, spec: DatasetSpec) -> list[str]:
     if not path.is_file():
         raise DataError("data file not found", file=str(path), hint="paths in 'files' are relative to the spec")
+    if path.stat().st_size == 0:
+        raise DataError("the file is empty (0 bytes)", file=str(path),
+                        hint="export it again: a CSV needs at least its header line")
     try:
         if _kind(path) == "parquet":
             return pq.read_schema(path).names
@@ -142,6 +178,8 @@ def _column_names(path: Path, spec: DatasetSpec) -> list[str]:
         return pacsv.open_csv(path, parse_options=header_only).schema.names
     except pa.ArrowException as e:
         raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise DataError("the header line is not UTF-8 text", file=str(path), hint="save the export as UTF-8") from None
 
 
 def _check_columns(path: Path, wanted: list[str], available: list[str]) -> None:
@@ -165,14 +203,14 @@ def _batches(path: Path, columns: list[str], spec: DatasetSpec) -> Iterator[pa.R
         if _kind(path) == "parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
             return
-        opts = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns},
-                                    strings_can_be_null=True)
+        opts = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.binary() for c in columns},
+                                    strings_can_be_null=True)  # bytes: _Typer.decode names a non-UTF-8 value
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
                                 parse_options=_parse_options(path, spec), convert_options=opts)
         yield from reader
     except pa.ArrowException as e:
-        hint = "save the export as UTF-8" if "UTF8" in str(e) else "check quoting and the number of fields per line"
-        raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path), hint=hint) from None
+        raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path),
+                        hint="check quoting and the number of fields per line") from None
 
 
 def _first_line(e: Exception) -> str:
@@ -182,14 +220,31 @@ def _first_line(e: Exception) -> str:
 # ---- typing -------------------------------------------------------------------
 
 class _Typer:
-    """Types each batch's columns by role; remembers the first bad value per column."""
+    """Types each batch's columns by role; counts the bad values per column and remembers the first few."""
 
     def __init__(self, spec: DatasetSpec):
         self.spec = spec
-        self.bad: dict[str, BadValue] = {}
+        self.bad: dict[str, BadValues] = {}
         self.label_values: dict[str, int] = {}
         self.positive = set(_label_key(pd.Series([str(v) for v in spec.label_positive])))
-        self.numbers = set(spec.numeric) | {c for c in (spec.outcomes.call_seconds, spec.p_true) if c}
+        self.numbers = set(spec.numeric) | {c for c in (spec.outcomes.call_seconds, *spec.oracles) if c}
+
+    def decode(self, batch: pa.RecordBatch, offset: int) -> pd.DataFrame:
+        """A CSV batch (read as bytes) as pandas, decoded as UTF-8; a value that is not UTF-8 is recorded, then
+        missing (Arrow's own decoding would fail the whole file, naming neither the column nor the row)."""
+        columns = []
+        for name, col in zip(batch.schema.names, batch.columns):
+            if pa.types.is_binary(col.type):
+                try:
+                    col = col.cast(pa.string())
+                except pa.ArrowInvalid:
+                    raw = col.to_pylist()
+                    text = [None if b is None else _utf8(b) for b in raw]
+                    bad = pd.Series([t is None and b is not None for b, t in zip(raw, text)])
+                    self._record(name, pd.Series(raw, dtype=object), bad, offset, UTF8)
+                    col = pa.array(text, pa.string())
+            columns.append(col)
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pandas()
 
     def apply(self, df: pd.DataFrame, offset: int) -> pd.DataFrame:
         sp = self.spec
@@ -209,9 +264,16 @@ class _Typer:
         return df
 
     def _record(self, col: str, s: pd.Series, bad: pd.Series, offset: int, expected: str) -> None:
-        if col not in self.bad and bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            self.bad[col] = BadValue(offset + i, s.iloc[i], expected)
+        rows = np.flatnonzero(bad.to_numpy(dtype=bool))
+        if not len(rows):
+            return
+        entry = self.bad.setdefault(col, BadValues(expected))
+        if entry.expected != expected:  # one kind of problem per column at a time (e.g. not UTF-8, then not a number)
+            return
+        entry.count += len(rows)
+        for i in rows[:SHOWN_BAD - len(entry.rows)]:
+            entry.rows.append(offset + int(i))
+            entry.values.append(plain(s.iloc[i]))
 
     def _number(self, s: pd.Series, col: str, kind: str, offset: int) -> pd.Series:
         if kind == "bool":
@@ -256,8 +318,20 @@ class _Typer:
             return y
         x = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_bool_dtype(s) else s.astype("float64")
         ok = x.isin([0, 1])
-        self._record(self.spec.label, s, s.notna() & ~ok, offset, "0 or 1")
+        self._record(self.spec.label, s, s.notna() & ~ok, offset, "0/1")
         return x.where(ok).astype("Int8")
+
+
+def _utf8(b: bytes) -> str | None:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (so messages show 1.5, not np.float64(1.5))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _label_key(s: pd.Series) -> pd.Series:

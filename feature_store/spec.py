@@ -1,17 +1,20 @@
 """Dataset spec: the YAML contract between a dataset and every method.
 
 A spec names the columns and their roles. The store trusts nothing else: a
-column that is not listed is never handed to a model. The one rule enforced
-here, before any data is read, is the leakage rule — the label, an outcome
-column (anything that happens after the scoring moment) or ``p_true`` can
-never be listed as a feature or as the current stage. Everything that needs
-the data itself is checked by :mod:`feature_store.validate`.
+column that is not listed is never handed to a model. The YAML file is
+checked against :class:`SpecFile` (strict: an unknown or misplaced key, or a
+value of the wrong type, is a one-line :class:`SpecError` naming the key and
+the file) and then by :meth:`DatasetSpec.validate`, before any data is read,
+for the leakage rule: the label, an outcome column, a ``post_outcome`` column
+(anything known only after the scoring moment) or ``p_true`` can never be a
+feature or the current stage. Everything that needs the data itself is
+checked by :mod:`feature_store.validate`.
 
 Example (every field is documented in the README, "Benchmark your own leads")::
 
     name: my-crm
     files: [leads.parquet]
-    id: lead_id
+    id: lead_id                # optional: without it the row number is the lead id
     time: scored_at
     label: converted
     label_positive: "Yes"      # the label's value that means converted (else 0/1)
@@ -25,18 +28,22 @@ Example (every field is documented in the README, "Benchmark your own leads")::
     stage_order: [new, contacted, visited, test_drive]
     outcomes: {final_stage: final_stage, call_seconds: call_seconds_after,
                final_stage_order: [defeat, call, visit, test_drive, lock]}
+    post_outcome: [order_amount, churn_date]
 """
 
 from __future__ import annotations
 
-import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
+from pydantic import Field, model_validator
 
 from feature_store.errors import SpecError
+from feature_store.files import atomic_write_text
+from feature_store.typed import Settings, load_yaml, parse
 
 ROLES = ("categorical", "numeric", "text")
 # How a column's raw values are parsed (``dtypes``), before its role applies:
@@ -44,26 +51,47 @@ ROLES = ("categorical", "numeric", "text")
 # bool = true/false, yes/no, y/n, t/f, 1/0 (any case) -> 1/0.
 DTYPES = ("string", "float", "int", "bool")
 TIME_FORMATS_EPOCH = ("unix_s", "unix_ms")  # time_format values for epoch numbers
+SAFE_NAME = re.compile(r"\w[\w.+ -]*")  # a dataset name is a folder name under results/
+
+Column = Annotated[str, Field(min_length=1)]
+Scalar = str | int | float | bool  # bool accepted here so that validate() can explain YAML's bare Yes
 
 
-@dataclass(frozen=True)
-class Outcomes:
+class Features(Settings):
+    """The feature columns by role: the only columns a model ever reads."""
+
+    categorical: tuple[Column, ...] = ()
+    """Codes and names; encoded with a train-only vocabulary, missing is its own value."""
+    numeric: tuple[Column, ...] = ()
+    """Numbers; missing (and inf) become the train median plus a missing flag."""
+    text: tuple[Column, ...] = ()
+    """Free text such as call transcripts or notes."""
+
+
+class Outcomes(Settings):
     """Columns that describe what happened *after* the scoring moment.
 
     Training-time supervision only (HPRO's preference tiers); never features.
     """
 
-    final_stage: str | None = None
-    final_stage_order: tuple[str, ...] = ()  # shallow -> deep, e.g. defeat .. lock
-    call_seconds: str | None = None
+    final_stage: Column | None = None
+    """The deepest funnel stage the lead reached."""
+    final_stage_order: tuple[str | int, ...] = ()
+    """The final stages, shallow -> deep (e.g. defeat .. lock)."""
+    call_seconds: Column | None = None
+    """Talk time after the scoring moment."""
+
+    @property
+    def oracles(self) -> tuple[str, ...]:
+        """The true-probability columns (p_true, p_true_table): ceilings, never inputs."""
+        return tuple(c for c in (self.p_true, self.p_true_table) if c)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(c for c in (self.final_stage, self.call_seconds) if c)
 
 
-@dataclass(frozen=True)
-class SplitSpec:
+class SplitSpec(Settings):
     """How train/valid/test are cut.
 
     ``temporal`` (default): test = the newest ``test_fraction`` of leads by the
@@ -71,33 +99,111 @@ class SplitSpec:
     ``random``: a stratified random split with ``seed`` (for data without time).
     """
 
-    kind: str = "temporal"
-    test_fraction: float = 0.3
-    valid_fraction: float = 0.1
+    kind: Literal["temporal", "random"] = "temporal"
+    """temporal (needs 'time') or random (stratified by the label)."""
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    """Share of leads in the test split."""
+    valid_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Share of the rest in the validation slice."""
     seed: int = 0
+    """Seed of the random split."""
+    gap_days: Annotated[float, Field(ge=0)] = 0
+    """Embargo (temporal split): train and valid drop the leads scored within this many days before the
+    test cutoff, whose labels may only resolve after it (real exports: a lead scored yesterday has not
+    converted yet)."""
+
+    @model_validator(mode="after")
+    def _gap_needs_time(self) -> "SplitSpec":
+        if self.gap_days and self.kind != "temporal":
+            raise ValueError("gap_days embargoes the days before a temporal cutoff: it needs kind: temporal")
+        return self
+
+
+class Generator(Settings):
+    """What wrote a generated dataset: its identity is the data's fingerprint, so a world
+    regenerated on another CPU (last-bit float differences) keeps its fingerprint."""
+
+    generator: Column
+    """The generator's name, e.g. leadrank-synthetic."""
+    version: int
+    """Bumped whenever the generator's output changes."""
+    world: Column
+    leads: int
+    seed: int
+
+
+class SpecFile(Settings):
+    """The keys of a spec.yaml file (``DatasetSpec`` is the same, with the features flattened)."""
+
+    name: Column
+    """Results are filed under this name."""
+    files: Column | Annotated[tuple[Column, ...], Field(min_length=1)]
+    """Data file(s) relative to the spec; globs allowed."""
+    id: Column | None = None
+    """Unique lead id; without it the row number (0-based, in file order) is the id."""
+    time: Column | None = None
+    """The scoring moment; the temporal split key."""
+    time_format: Column | None = None
+    """strptime format, or unix_s / unix_ms; omitted: ISO 8601."""
+    label: Column
+    """The outcome to predict."""
+    label_positive: Scalar | tuple[Scalar, ...] | None = None
+    """The label value(s) meaning converted; omitted: the label is 0/1."""
+    na_values: Scalar | tuple[Scalar, ...] | None = None
+    """Extra strings meaning missing."""
+    dtypes: dict[str, Literal["string", "float", "int", "bool"]] = {}
+    """Type fixes applied before the role."""
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
+    """CSV field separator."""
+    features: Features = Features()
+    current_stage: Column | None = None
+    """The funnel stage at the scoring moment (an input)."""
+    stage_order: tuple[str | int, ...] = ()
+    """Current stages, shallow -> deep."""
+    outcomes: Outcomes = Outcomes()
+    post_outcome: tuple[Column, ...] = ()
+    """Other columns known only after the scoring moment: never read."""
+    p_true: Column | None = None
+    """The true conversion probability (synthetic worlds only)."""
+    p_true_table: Column | None = None
+    """The probability given everything but the text (synthetic worlds only): the table-only ceiling."""
+    groups: dict[str, tuple[Column, ...]] = {}
+    """How LLM prompts group the features."""
+    split: SplitSpec = SplitSpec()
+    generated_by: Generator | None = None
+    """Set by a data generator: the fingerprint then comes from it, not from the file bytes."""
+
+
+SECTIONS = {"features": Features, "outcomes": Outcomes, "split": SplitSpec}
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A checked spec as the store uses it: :class:`SpecFile`'s keys with the features flattened by role,
+    plus where it was read from (``base_dir``, ``source``: what error messages name)."""
+
     name: str
     files: tuple[str, ...]
-    id: str
     label: str
+    id: str | None = None  # None: the row number (0-based frame position) is the lead id
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
     text: tuple[str, ...] = ()
     time: str | None = None
     time_format: str | None = None
     current_stage: str | None = None
-    stage_order: tuple[str, ...] = ()  # shallow -> deep
+    stage_order: tuple[str | int, ...] = ()  # shallow -> deep
     outcomes: Outcomes = field(default_factory=Outcomes)
+    post_outcome: tuple[str, ...] = ()  # known only after the scoring moment: never read
     p_true: str | None = None
+    p_true_table: str | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     split: SplitSpec = field(default_factory=SplitSpec)
     dtypes: dict[str, str] = field(default_factory=dict)
     label_positive: tuple[str | int | float, ...] = ()  # label values meaning "converted"; () = label is 0/1
     na_values: tuple[str, ...] = ()  # extra strings that mean "missing" (besides '', NA, NULL, N/A, nan, ...)
     delimiter: str | None = None  # CSV field separator; None = ',' (or tab for .tsv)
+    generated_by: Generator | None = None
     base_dir: Path = Path(".")
     source: str = "<memory>"
 
@@ -106,10 +212,15 @@ class DatasetSpec:
         return self.categorical + self.numeric + self.text
 
     @property
+    def oracles(self) -> tuple[str, ...]:
+        """The true-probability columns (p_true, p_true_table): ceilings, never inputs."""
+        return tuple(c for c in (self.p_true, self.p_true_table) if c)
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """Every column the spec names, each once: the only ones ever read."""
+        """Every column the spec reads, each once (post-outcome columns are never read)."""
         cols = [self.id, self.time, self.label, *self.features, self.current_stage, *self.outcomes.columns,
-                self.p_true]
+                *self.oracles]
         return tuple(dict.fromkeys(c for c in cols if c))
 
     @property
@@ -132,11 +243,14 @@ class DatasetSpec:
                                                 ("Numeric features", self.numeric)) if cols}
 
     def validate(self) -> "DatasetSpec":
-        """Refuse specs that are malformed or leak outcomes into features."""
+        """Refuse specs that leak outcomes into features or name columns inconsistently."""
         src = self.source
-        forbidden = {self.label: "the label"} | {c: "an outcome column" for c in self.outcomes.columns}
-        if self.p_true:
-            forbidden[self.p_true] = "the true-probability column (p_true)"
+        if not SAFE_NAME.fullmatch(self.name) or self.name.strip() != self.name:
+            raise SpecError(f"name {self.name!r} is not a plain folder name (results are written under it)",
+                            file=src, hint="use letters, digits, spaces and - _ . +, starting with a letter or digit")
+        forbidden = {self.label: "the label"} | {c: "an outcome column" for c in self.outcomes.columns} \
+            | {c: "a post-outcome column" for c in self.post_outcome}
+        forbidden |= {c: f"a true-probability column ({c})" for c in self.oracles}
         seen: dict[str, str] = {}
         for role in ROLES:
             for col in getattr(self, role):
@@ -152,15 +266,15 @@ class DatasetSpec:
         if self.current_stage in forbidden:
             raise SpecError(f"{forbidden[self.current_stage]} cannot be the current stage: the current "
                             "stage must be observable at scoring time", file=src, column=self.current_stage)
+        for col in self.post_outcome:
+            if col in self.columns:
+                raise SpecError("a post_outcome column is never read, so it cannot also be the id, time, label, "
+                                "an outcome or p_true", file=src, column=col)
         if not self.features:
             raise SpecError("no features listed", file=src, hint="add 'features: {categorical: [...]}'")
-        if self.split.kind not in ("temporal", "random"):
-            raise SpecError(f"split.kind must be 'temporal' or 'random', not '{self.split.kind}'", file=src)
         if self.split.kind == "temporal" and not self.time:
             raise SpecError("a temporal split needs a 'time' column", file=src,
                             hint="set 'time:' or use 'split: {kind: random}'")
-        if not 0 < self.split.test_fraction < 1 or not 0 <= self.split.valid_fraction < 1:
-            raise SpecError("split fractions must lie in (0, 1)", file=src)
         for title, cols in self.groups.items():
             for col in cols:
                 if col not in seen:
@@ -169,13 +283,11 @@ class DatasetSpec:
         return self
 
     def _validate_parsing(self) -> None:
-        """The fields that say how raw values are read (dtypes, label_positive, delimiter)."""
+        """The fields that say how raw values are read (dtypes, label_positive)."""
         src = self.source
         for col, kind in self.dtypes.items():
             if col not in self.columns:
                 raise SpecError("'dtypes' names a column the spec does not use", file=src, column=col)
-            if kind not in DTYPES:
-                raise SpecError(f"unknown dtype '{kind}'", file=src, column=col, hint=f"one of {list(DTYPES)}")
             if col in self.text and kind != "string":
                 raise SpecError(f"a text column cannot have dtype '{kind}'", file=src, column=col)
             if col in self.numeric and kind == "string":
@@ -186,49 +298,34 @@ class DatasetSpec:
                 raise SpecError(f"label_positive was read as the boolean {value} (YAML reads unquoted "
                                 "Yes/No/True/On as booleans)", file=src, column=self.label,
                                 hint='quote it, e.g. label_positive: "Yes"')
-        if self.delimiter is not None and len(self.delimiter) != 1:
-            raise SpecError(f"delimiter must be one character, not {self.delimiter!r}", file=src)
 
     # ---- YAML ---------------------------------------------------------------
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, base_dir: Path = Path("."), source: str = "<memory>") -> "DatasetSpec":
-        known = {f.name for f in dataclasses.fields(cls)} | {"features"}
-        unknown = sorted(set(d) - known - {"base_dir", "source"})
-        if unknown:
-            raise SpecError(f"unknown key(s) {unknown}", file=source, hint=f"known keys: {sorted(known)}")
-        for key in ("name", "files", "id", "label"):
-            if not d.get(key):
-                raise SpecError(f"missing required key '{key}'", file=source)
-        feats = d.get("features") or {}
-        bad_roles = sorted(set(feats) - set(ROLES))
-        if bad_roles:
-            raise SpecError(f"unknown feature role(s) {bad_roles}; roles are {list(ROLES)}", file=source)
-        files = d["files"]
-        outcomes = d.get("outcomes") or {}
-        try:
-            spec = cls(
-                name=str(d["name"]), files=tuple([files] if isinstance(files, str) else files),
-                id=d["id"], label=d["label"], time=d.get("time"), time_format=d.get("time_format"),
-                categorical=tuple(feats.get("categorical") or ()), numeric=tuple(feats.get("numeric") or ()),
-                text=tuple(feats.get("text") or ()), current_stage=d.get("current_stage"),
-                stage_order=tuple(d.get("stage_order") or ()),
-                outcomes=Outcomes(final_stage=outcomes.get("final_stage"),
-                                  final_stage_order=tuple(outcomes.get("final_stage_order") or ()),
-                                  call_seconds=outcomes.get("call_seconds")),
-                p_true=d.get("p_true"),
-                groups={str(k): tuple(v) for k, v in (d.get("groups") or {}).items()},
-                split=SplitSpec(**(d.get("split") or {})), dtypes=dict(d.get("dtypes") or {}),
-                label_positive=_as_tuple(d.get("label_positive")),
-                na_values=tuple(str(v) for v in _as_tuple(d.get("na_values"))), delimiter=d.get("delimiter"),
-                base_dir=base_dir, source=source)
-        except TypeError as e:  # e.g. an unknown key under 'split'
-            raise SpecError(str(e), file=source) from None
-        return spec.validate()
+    def from_dict(cls, d: Mapping[str, Any], *, base_dir: Path = Path("."), source: str = "<memory>") -> "DatasetSpec":
+        """The spec of a parsed YAML mapping; every mistake is a one-line SpecError naming ``source``."""
+        if not isinstance(d, Mapping):
+            raise SpecError(f"a spec must be a YAML mapping of keys to values, not {type(d).__name__}", file=source)
+        d = {k: v for k, v in d.items() if v is not None}  # 'outcomes:' with nothing under it = not given
+        for key in d:
+            home = [name for name, section in SECTIONS.items() if key in section.model_fields]
+            if key not in SpecFile.model_fields and home:
+                raise SpecError(f"'{key}' is not a top-level key: it belongs under '{home[0]}:'", file=source,
+                                hint="check its indentation")
+        f = parse(SpecFile, d, error=SpecError, file=source)
+        fields = {name: getattr(f, name) for name in SpecFile.model_fields if name != "features"} \
+            | {role: getattr(f.features, role) for role in ROLES} \
+            | {"files": _as_tuple(f.files), "label_positive": _as_tuple(f.label_positive),
+               "na_values": tuple(str(v) for v in _as_tuple(f.na_values))}
+        return cls(**fields, base_dir=base_dir, source=source).validate()
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "files": list(self.files), "id": self.id, "time": self.time,
-                             "label": self.label,
-                             "features": {r: list(getattr(self, r)) for r in ROLES if getattr(self, r)}}
+        """The YAML mapping of this spec. Its serialization is part of the data fingerprint, so optional
+        keys appear only when set (a new key must not change the fingerprint of existing specs)."""
+        d: dict[str, Any] = {"name": self.name, "files": list(self.files)}
+        if self.id:
+            d["id"] = self.id
+        d |= {"time": self.time, "label": self.label,
+              "features": {r: list(getattr(self, r)) for r in ROLES if getattr(self, r)}}
         if self.time_format:
             d["time_format"] = self.time_format
         if self.current_stage:
@@ -236,11 +333,15 @@ class DatasetSpec:
         if self.outcomes.columns:
             d["outcomes"] = {"final_stage": self.outcomes.final_stage, "call_seconds": self.outcomes.call_seconds,
                              "final_stage_order": list(self.outcomes.final_stage_order)}
+        if self.post_outcome:
+            d["post_outcome"] = list(self.post_outcome)
         if self.p_true:
             d["p_true"] = self.p_true
+        if self.p_true_table:
+            d["p_true_table"] = self.p_true_table
         if self.groups:
             d["groups"] = {k: list(v) for k, v in self.groups.items()}
-        d["split"] = dataclasses.asdict(self.split)
+        d["split"] = self.split.model_dump(mode="json", exclude=set() if self.split.gap_days else {"gap_days"})
         if self.dtypes:
             d["dtypes"] = dict(self.dtypes)
         if self.label_positive:
@@ -249,10 +350,13 @@ class DatasetSpec:
             d["na_values"] = list(self.na_values)
         if self.delimiter:
             d["delimiter"] = self.delimiter
+        if self.generated_by:
+            d["generated_by"] = self.generated_by.to_dict()
         return d
 
-    def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
+    def save(self, path: Path, header: str = "") -> None:
+        """Write the spec as YAML (atomically), after ``header`` (comment lines)."""
+        atomic_write_text(path, header + yaml.safe_dump(self.to_dict(), sort_keys=False, width=120))
 
 
 def _as_tuple(value: Any) -> tuple:
@@ -267,9 +371,21 @@ def load_spec(path: str | Path) -> DatasetSpec:
     if not path.is_file():
         raise SpecError("spec file not found", file=str(path))
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SpecError(f"not valid YAML: {e}".splitlines()[0], file=str(path)) from None
-    if not isinstance(d, dict):
-        raise SpecError("a spec must be a YAML mapping", file=str(path))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"the spec is not UTF-8 text (byte {e.start})", file=str(path)) from None
+    d = load_yaml(text, file=str(path), error=SpecError)
     return DatasetSpec.from_dict(d, base_dir=path.parent, source=str(path))
+
+
+def data_gaps(has_text: bool, has_stage: bool, has_outcomes: bool, llm: bool = True, hpro: bool = True) -> list[str]:
+    """What each method does with what the data lacks (validate's summary and the table footnotes)."""
+    gaps = []
+    if not has_text:
+        gaps.append("no text column: '+h_text' rows are n/a" + ("; LLM rows read prompts of the table features "
+                                                                 "only (no dialogue part)" if llm else ""))
+    if not has_stage:
+        gaps.append("no current funnel stage: funnel rows (Funnel+Recency, Funnel+CTR) are n/a")
+    if not has_outcomes and hpro:
+        gaps.append("no outcome funnel: HPRO uses label-only pairs (converted over not converted)")
+    return gaps

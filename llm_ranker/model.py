@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from llm_ranker.backbones import Backbone
-from llm_ranker.config import LLMConfig
+from llm_ranker.config import LLMParams
 
 
 @dataclass
@@ -68,7 +68,7 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 class LeadRanker(nn.Module):
     """LoRA backbone + named scalar heads + the tied LM head for the answer token."""
 
-    def __init__(self, backbone: Backbone, cfg: LLMConfig, head_names: tuple[str, ...] = ("pointwise",)):
+    def __init__(self, backbone: Backbone, cfg: LLMParams, head_names: tuple[str, ...] = ("pointwise",)):
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -94,7 +94,7 @@ class LeadRanker(nn.Module):
         return RankerOutput(pooled=pooled, heads={n: h(pooled) for n, h in self.heads.items()},
                             lm_logits=causal_lm.get_output_embeddings()(pooled), answer_ids=self.answer_ids)
 
-    def param_groups(self, cfg: LLMConfig) -> list[dict]:
+    def param_groups(self, cfg: LLMParams) -> list[dict]:
         """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora``."""
         lora = [p for p in self.lm.parameters() if p.requires_grad]
         return [{"params": list(self.heads.parameters()), "lr": cfg.lr_heads, "name": "heads"},

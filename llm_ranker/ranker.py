@@ -12,17 +12,36 @@ from typing import Any
 import numpy as np
 import torch
 
+from feature_store.sampling import class_sample
 from feature_store.store import Split
-from llm_ranker.backbones import compute_dtype, load_backbone
-from llm_ranker.config import LLMConfig
+from leadrank_api import torch_threads
+from llm_ranker.backbones import backbone_dir, compute_dtype, load_backbone
+from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm
 from llm_ranker.model import LeadRanker
 from llm_ranker.prompt import PromptBuilder, PromptParts, TokenBudget, hf_token_spans
 from llm_ranker.sampler import BatchSampler
 from llm_ranker.summarizer import make_summarizer, n_words
-from llm_ranker.trainer import Trainer, predict, torch_threads
+from llm_ranker.trainer import Trainer, predict
 
 TOKENIZER_CORPUS_LEADS = 2000  # prompts the tiny backbone's BPE is trained on
+
+
+def tokenizer_corpus(split: Split, builder: PromptBuilder) -> list[str]:
+    """The rendered prompts of up to about ``TOKENIZER_CORPUS_LEADS`` evenly spaced leads of ``split``
+    (what a tiny backbone's BPE is trained on; prompts are per lead, so only these are built)."""
+    step = max(1, len(split) // TOKENIZER_CORPUS_LEADS)
+    return [p.render() for p in builder.parts(split.take(np.arange(0, len(split), step)))]
+
+
+def shared_backbone(cfg: LLMParams, cache_dir: str | Path, split: Split) -> Path:
+    """One backbone build for several models trained on parts of ``split`` (e.g. cross-fit folds):
+    a tiny backbone's tokenizer and random init then come from the whole split, so every model
+    embeds into the same token space from the same start."""
+    if cfg.backbone != "tiny":  # a pretrained backbone is one build already; no prompts needed
+        return backbone_dir(cfg, cache_dir)
+    builder = PromptBuilder(split.schema, make_summarizer(cfg.summarizer, cfg.summarize_min_words))
+    return backbone_dir(cfg, cache_dir, tokenizer_corpus(split, builder))
 
 
 def subsample(split: Split, max_leads: int | None, seed: int) -> Split:
@@ -33,21 +52,23 @@ def subsample(split: Split, max_leads: int | None, seed: int) -> Split:
     of it is given to a random sample of them, so both classes stay represented."""
     if not max_leads or len(split) <= max_leads:
         return split
-    rng = np.random.default_rng([seed, 2718])
     y = split.y
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
-    pos = rng.choice(pos, min(len(pos), max(max_leads // 2, max_leads - len(neg))), replace=False)
-    neg = rng.choice(neg, max_leads - len(pos), replace=False)
-    return split.take(np.sort(np.concatenate([pos, neg])))
+    n_pos, n_neg = int((y == 1).sum()), int((y != 1).sum())
+    take_pos = min(n_pos, max(max_leads // 2, max_leads - n_neg))
+    return split.take(class_sample(y, take_pos, max_leads - take_pos, np.random.default_rng([seed, 2718])))
 
 
 class LLMRanker:
     """Fits a :class:`LeadRanker` on a split and predicts any split with the same prompts."""
 
-    def __init__(self, cfg: LLMConfig, cache_dir: str | Path, seed: int, terms: list[LossTerm],
-                 sampler: BatchSampler, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False):
+    def __init__(self, cfg: LLMParams, cache_dir: str | Path, seed: int, terms: list[LossTerm],
+                 sampler: BatchSampler, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False,
+                 backbone_dir: Path | None = None):
+        """``backbone_dir``: a backbone build to load (:func:`shared_backbone`); None = the configured
+        backbone, a tiny one built from the training prompts of :meth:`fit`."""
         self.cfg, self.cache_dir, self.seed, self.terms = cfg, Path(cache_dir), seed, terms
         self.sampler, self.head_names, self.progress = sampler, head_names, progress
+        self.backbone_dir = backbone_dir
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = compute_dtype(cfg, self.device)
         self.info: dict[str, Any] = {}
@@ -56,8 +77,11 @@ class LLMRanker:
         cfg = self.cfg
         self.builder = PromptBuilder(train.schema, make_summarizer(cfg.summarizer, cfg.summarize_min_words))
         parts = self.builder.parts(train)
-        step = max(1, len(parts) // TOKENIZER_CORPUS_LEADS)
-        self.backbone = load_backbone(cfg, self.cache_dir, corpus=[p.render() for p in parts[::step]])
+        path = self.backbone_dir
+        if path is None:
+            step = max(1, len(parts) // TOKENIZER_CORPUS_LEADS)
+            path = backbone_dir(cfg, self.cache_dir, [p.render() for p in parts[::step]])
+        self.backbone = load_backbone(cfg, self.cache_dir, path=path)
         self.budget = TokenBudget(hf_token_spans(self.backbone.tokenizer), cfg.max_length, cfg.dialogue_tokens,
                                   self.backbone.n_special)
         ids, prompt_info = self._encode(parts)
@@ -65,11 +89,13 @@ class LLMRanker:
             torch.manual_seed(self.seed)
             self.model = LeadRanker(self.backbone, cfg, self.head_names)
             trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
-                              self._checkpoint_dir(train, targets), self.progress)
+                              self._checkpoint_dir(train, targets, path), self.progress)
             report = trainer.fit(self.model, ids, targets, self.backbone.pad_id)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        self.info = {**self.backbone.describe(), "dtype": str(self.dtype).removeprefix("torch."),
-                     "trainable_params": trainable, "inputs": "table+text" if train.schema.has_text else "table-only",
+        self.info = {**self.backbone.describe(), "backbone_build": path.name,
+                     "backbone_shared": self.backbone_dir is not None, "dtype": str(self.dtype).removeprefix("torch."),
+                     "trainable_params": trainable,
+                     "prompt_parts": "table+text" if train.schema.has_text else "table-only",
                      "train_leads": len(train), "train_positives": int(targets["label"].sum()),
                      "loss_terms": {t.name: t.weight for t in self.terms}, **prompt_info,
                      **self.summary_info(train, parts), **report.to_dict()}
@@ -106,13 +132,13 @@ class LLMRanker:
                 "summary_token_reduction_long": _reduction(before[long], after[long]),
                 "summary_token_reduction_all": _reduction(before, after)}
 
-    def _checkpoint_dir(self, train: Split, targets: dict[str, np.ndarray]) -> Path | None:
+    def _checkpoint_dir(self, train: Split, targets: dict[str, np.ndarray], backbone: Path) -> Path | None:
         if not self.cfg.checkpoint_every:
             return None
         h = hashlib.sha256(json.dumps({"cfg": self.cfg.to_dict(), "seed": self.seed, "heads": self.head_names,
                                        "terms": [(t.name, t.weight) for t in self.terms]},
                                       sort_keys=True, default=str).encode())
-        h.update(str(train.ids.tolist()).encode())
+        h.update(str(train.ids.tolist()).encode() + backbone.name.encode())
         for k in sorted(targets):
             h.update(k.encode() + np.ascontiguousarray(targets[k]).tobytes())
         return self.cache_dir / "llm_checkpoints" / h.hexdigest()[:20]

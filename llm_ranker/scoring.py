@@ -7,7 +7,8 @@ Scores are logits, not probabilities: the order is the same and saturated
 probabilities cannot create ties.
 
 ``llm.score`` picks the rule; the method records it in the result JSON.
-HPRO registers ``pairwise`` and ``blend`` with :func:`register_rule`.
+``pairwise`` and ``blend`` need HPRO's pairwise head (``RULE_HEADS``), so a
+method without it refuses them before any job runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from feature_store.errors import ConfigError
 Rule = Callable[[dict[str, np.ndarray]], np.ndarray]
 RULES: dict[str, Rule] = {}
 DESCRIPTIONS: dict[str, str] = {}
+RULE_HEADS = {"pointwise": ("pointwise",), "pairwise": ("pairwise",), "blend": ("pointwise", "pairwise")}
 
 
 def register_rule(name: str, description: str):

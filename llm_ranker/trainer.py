@@ -13,24 +13,28 @@ heads), optimizer, scheduler and RNG state are written atomically; a rerun
 with the same data and settings resumes after the last checkpoint (the batch
 order is a function of the seed, so the skipped batches are the same ones),
 and the checkpoint is deleted when training completes.
+
+The report's ``train_exposure`` (:func:`exposure`) says what a run trained on —
+distinct leads and positives, optimizer steps, draws, batches and a digest of
+the batch sequence — so two rows compared at equal exposure can show it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import os
 import shutil
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from llm_ranker.config import LLMConfig
+from feature_store.files import atomic_path
+from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, total_loss
 from llm_ranker.model import LeadRanker
 from llm_ranker.sampler import BatchSampler, padding_share, sorted_batches
@@ -50,19 +54,6 @@ def pad_batch(ids: list[list[int]], pad_id: int, padding_side: str = "right") ->
 
 def autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, then restore. Small models on a busy 2-core box run
-    several times faster on one thread: OpenMP workers spin-wait on cores other jobs hold."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _IndexBatches(torch.utils.data.Sampler):
@@ -89,6 +80,7 @@ class TrainReport:
     resumed_from_batch: int = 0
     processes: int = 1  # data-parallel processes (GPUs) of an accelerate launch
     loss_means: dict[str, float] = field(default_factory=dict)
+    exposure: dict[str, float] = field(default_factory=dict)  # what the training saw (see exposure())
     head_update_norms: dict[str, float] = field(default_factory=dict)  # ||θ_end − θ_start|| per scalar head
 
     def to_dict(self) -> dict:
@@ -97,11 +89,29 @@ class TrainReport:
                 "train_leads_per_s": round(self.draws / self.seconds, 2) if self.seconds else None,
                 "resumed_from_batch": self.resumed_from_batch, "train_processes": self.processes,
                 "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()},
-                "head_update_norms": {k: float(f"{v:.4g}") for k, v in self.head_update_norms.items()}}
+                "head_update_norms": {k: float(f"{v:.4g}") for k, v in self.head_update_norms.items()},
+                "train_exposure": self.exposure}
+
+
+def exposure(batches: list[np.ndarray], labels: np.ndarray, steps: int) -> dict[str, float]:
+    """What one training run saw: distinct train leads and positives, optimizer steps, draws, batches.
+
+    Rows compared at equal exposure (asLLR w/o vs w/ HPRO) must agree on all of it for the same seed
+    and settings (DESIGN.md, "Rules of a fair comparison")."""
+    draws = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
+    seen = np.unique(draws)
+    labels = np.asarray(labels)
+    order = hashlib.sha256()  # the batch sequence itself: equal digests = the same leads in the same batches
+    for b in batches:
+        order.update(np.asarray(b, np.int64).tobytes() + b"|")
+    return {"leads": int(len(seen)), "positives": int((labels[seen] == 1).sum()), "steps": int(steps),
+            "draws": int(len(draws)), "batches": len(batches),
+            "positive_draw_share": round(float((labels[draws] == 1).mean()), 4) if len(draws) else 0.0,
+            "batch_sequence_sha256": order.hexdigest()[:16]}
 
 
 class Trainer:
-    def __init__(self, cfg: LLMConfig, terms: list[LossTerm], sampler: BatchSampler, seed: int,
+    def __init__(self, cfg: LLMParams, terms: list[LossTerm], sampler: BatchSampler, seed: int,
                  dtype: torch.dtype = torch.float32, checkpoint_dir: Path | None = None, progress: bool = False):
         self.cfg, self.terms, self.sampler, self.seed = cfg, terms, sampler, seed
         self.dtype, self.checkpoint_dir, self.progress = dtype, checkpoint_dir, progress
@@ -159,6 +169,8 @@ class Trainer:
                     self._save(accelerator.unwrap_model(model), optimizer, scheduler, i + 1)
         bar.close()
         report.seconds = time.perf_counter() - t0
+        # steps of the whole run: those before a resume (checkpoints sit on step boundaries) + this process's
+        report.exposure = exposure(batches, targets["label"], start // cfg.grad_accum + report.steps)
         report.loss_means = {k: v / max(1, len(batches) - start) for k, v in sums.items()}
         report.head_update_norms = {k: float((v - heads_before[k]).norm())
                                     for k, v in _head_vectors(accelerator.unwrap_model(model)).items()}
@@ -174,9 +186,8 @@ class Trainer:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
-        tmp = self.checkpoint_dir / f".state.pt.tmp-{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_dir / "state.pt")
+        with atomic_path(self.checkpoint_dir / "state.pt") as tmp:
+            torch.save(state, tmp)
 
     def _resume(self, model: LeadRanker, optimizer, scheduler) -> int:
         path = self.checkpoint_dir / "state.pt" if self.checkpoint_dir else None

@@ -19,3 +19,10 @@ def tiny_splits(data_dir):
     from benchmark.runner import load_splits
 
     return load_splits(tiny_entry("table2"), contract_profile(data_dir))
+
+
+def pytest_configure(config):
+    """Load every method and embedding provider through the entry points, as a run does."""
+    from benchmark import registry
+
+    registry.load_all()

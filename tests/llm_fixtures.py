@@ -35,7 +35,7 @@ def make_split(n: int = 1, texts: list[str] | None = None, with_text: bool = Tru
     schema = Schema(dataset="hand", categorical=("income_band", "model_of_interest", "channel"),
                     numeric=("age", "budget_k"), text=text_cols, cardinalities={},
                     stage_order=("new", "contacted", "visited", "test_drive"), final_stage_order=(),
-                    groups=GROUPS, split_kind="temporal")
+                    groups=GROUPS)
     y = np.zeros(n, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
     return Split(name="train", schema=schema, ids=np.arange(n), time=np.zeros(n, dtype="datetime64[ns]"),
                  cat=np.zeros((n, 3), dtype=np.int64), num=np.zeros((n, 2), dtype=np.float32), raw=raw,
@@ -45,12 +45,12 @@ def make_split(n: int = 1, texts: list[str] | None = None, with_text: bool = Tru
 def tiny_backbone(cache_dir, corpus: list[str] | None = None, **shape):
     """A tiny random-init Qwen2 backbone whose BPE is trained on ``corpus`` (default: hand-made prompts)."""
     from llm_ranker.backbones import load_backbone
-    from llm_ranker.config import LLMConfig, TinyBackbone
+    from llm_ranker.config import LLMParams, TinyBackbone
     from llm_ranker.prompt import PromptBuilder
     from llm_ranker.summarizer import ExtractiveSummarizer
 
     if corpus is None:
         split = make_split(50)
         corpus = [p.render() for p in PromptBuilder(split.schema, ExtractiveSummarizer()).parts(split)]
-    cfg = LLMConfig(tiny=TinyBackbone(vocab=shape.pop("vocab", 600), **shape))
+    cfg = LLMParams(tiny=TinyBackbone(vocab=shape.pop("vocab", 600), **shape))
     return load_backbone(cfg, cache_dir, corpus)

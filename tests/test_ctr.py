@@ -1,4 +1,5 @@
-"""CTR baselines (deepctr-torch), Funnel+CTR and LightGBM on a hand-made world with a strong signal."""
+"""CTR baselines (deepctr-torch), Funnel+CTR, LightGBM and logistic regression on a hand-made world
+with a strong signal."""
 
 import subprocess
 import sys
@@ -12,8 +13,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from baselines import deepctr_compat as dc
-from benchmark import registry, tables
-from benchmark.registry import MethodContext
+from benchmark import registry
 from feature_store.errors import DataError
 from feature_store.store import Schema, Split
 
@@ -32,7 +32,7 @@ def strong_world(n: int = 2400, seed: int = 0, h_dim: int = 8) -> tuple[Split, S
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
     schema = Schema(dataset="strong", categorical=("a", "b", "c.id"), numeric=("x", "noise"), text=(),
                     cardinalities={"a": 6, "b": 5, "c.id": 40}, stage_order=STAGES,
-                    final_stage_order=(), groups={}, split_kind="temporal")
+                    final_stage_order=(), groups={})
     cuts = np.cumsum([int(0.6 * n), int(0.15 * n)])
 
     def part(name, idx):
@@ -47,22 +47,24 @@ def world():
     return strong_world()
 
 
-def ctx(seed: int = 0, **ctr) -> MethodContext:
-    return MethodContext(seed=seed, config={"ctr": {"epochs": 4, "batch_size": 64, **ctr}})
+def make(name: str, seed: int = 0, **ctr):
+    return registry.get(name).from_config({"ctr": {"epochs": 4, "batch_size": 64, **ctr}}, seed=seed)
 
 
 def auc_of(world, scores) -> float:
     return roc_auc_score(world[2]._label, scores)
 
 
-CTR_METHODS = sorted(n for n, m in registry.all_methods().items() if m.family == "ctr")
+CTR_METHODS = sorted(n for n, m in registry.all_methods().items() if m.family == "ctr" and m.tables)
+SIX = ("wdl", "deepfm", "xdeepfm", "dcn", "dcnm", "autoint")
 
 
 def test_every_table_row_is_registered():
-    names = {m for _, m in tables.CTR}
-    assert {*names, *(f"{m}+h_text" for m in names), "funnel_ctr_two_stage", "funnel_ctr_direct"} <= set(CTR_METHODS)
-    assert len(CTR_METHODS) == 14
-    assert registry.get("deepfm+h_text").requires == ("h_text",) and registry.get("deepfm").requires == ()
+    assert {*SIX, *(f"{m}+h_text" for m in SIX), "funnel_ctr_two_stage", "funnel_ctr_direct"} == set(CTR_METHODS)
+    assert [m.name for m in registry.rows("table1") if m.family == "ctr"] == [*SIX, *(f"{m}+h_text" for m in SIX)]
+    assert registry.get("autoint+h_text").baseline_in("table1") == "autoint"
+    assert registry.get("deepfm+h_text").requires == ("tabular", "h_text")
+    assert registry.get("deepfm").requires == ("tabular",) and registry.get("autoint").requires == ("tabular", "categorical")
     assert registry.get("funnel_ctr_direct").tables == ("table2",) and registry.get("dcnm").tables == ("table1",)
     lgbm = registry.get("lightgbm")
     assert lgbm.tables == ("table1", "table2") and not lgbm.in_paper
@@ -71,7 +73,7 @@ def test_every_table_row_is_registered():
 @pytest.mark.parametrize("name", CTR_METHODS + ["lightgbm"])
 def test_each_variant_learns_a_strong_signal(name, world):
     train, valid, test = world
-    method = registry.get(name)(ctx()).fit(train, valid)
+    method = make(name).fit(train, valid)
     scores = method.score(test)
     assert scores.shape == (len(test),) and np.all(np.isfinite(scores))
     assert auc_of(world, scores) > 0.7, name
@@ -80,26 +82,48 @@ def test_each_variant_learns_a_strong_signal(name, world):
 
 def test_two_stage_ranks_every_deeper_stage_first(world):
     train, valid, test = world
-    scores = registry.get("funnel_ctr_two_stage")(ctx()).fit(train, valid).score(test)
+    scores = make("funnel_ctr_two_stage").fit(train, valid).score(test)
     order = np.argsort(-scores, kind="stable")
     assert np.all(np.diff(test.stage[order]) <= 0)  # stage depth never increases down the ranking
     within = test.stage == 1
     assert len(np.unique(scores[within])) > within.sum() // 2  # DeepFM still ranks inside a group
 
 
+def test_every_row_reads_the_stage_as_a_categorical_and_two_stage_also_groups_by_it(world):
+    train, valid, test = world
+    assert train.codes()[:, -1].tolist() == (train.stage + 1).tolist()  # unknown (-1) is a level of its own: 0
+    assert train.schema.table_categorical[-1] == ("stage", len(STAGES) + 1)
+    for name in ("deepfm", "deepfm+h_text", "funnel_ctr_direct", "funnel_ctr_two_stage"):
+        names = [c.name for c in make(name)._inputs(train)[0]]
+        assert "c3_stage" in names, name
+    assert registry.get("funnel_ctr_direct").requires == ("stage",) and registry.get("deepfm").requires == ("tabular",)
+    with pytest.raises(Exception, match="stage"):
+        registry.get("deepctr").Options(stage="none")  # no row may hide the stage any more
+
+
+@pytest.mark.parametrize("name", ["logreg", "lightgbm", "deepfm"])
+def test_table_only_models_gain_from_the_stage_where_it_drives_conversion(name, world):
+    """The strong world's log-odds rise by 1 per stage: hiding the stage (a schema without one) costs AUC."""
+    train, valid, test = world
+    hidden = [replace(s, schema=replace(s.schema, stage_order=())) for s in world]
+    with_stage = auc_of(world, make(name).fit(train, valid).score(test))
+    without = auc_of(world, make(name).fit(hidden[0], hidden[1]).score(hidden[2]))
+    assert with_stage > without + 0.03, (with_stage, without)
+
+
 def test_h_text_dimension_mismatch_is_a_clear_error(world):
     train, valid, test = world
-    method = registry.get("deepfm+h_text")(ctx()).fit(train, valid)
+    method = make("deepfm+h_text").fit(train, valid)
     with pytest.raises(DataError, match=r"fit with h_text of dimension 8.*test split carries dimension 4"):
         method.score(test.with_h_text(test.h_text[:, :4]))
     with pytest.raises(DataError, match="needs h_text"):
-        registry.get("wdl+h_text")(ctx()).fit(replace(train, h_text=None), valid)
+        make("wdl+h_text").fit(replace(train, h_text=None), valid)
 
 
 def test_same_seed_gives_identical_scores_and_another_seed_does_not(world):
     train, valid, test = world
     for name in ("deepfm", "lightgbm"):
-        a, b, c = (registry.get(name)(ctx(seed)).fit(train, valid).score(test) for seed in (0, 0, 1))
+        a, b, c = (make(name, seed).fit(train, valid).score(test) for seed in (0, 0, 1))
         assert np.array_equal(a, b), name
         assert not np.array_equal(a, c), name
 
@@ -107,7 +131,7 @@ def test_same_seed_gives_identical_scores_and_another_seed_does_not(world):
 def test_a_one_class_validation_slice_trains_every_epoch_without_early_stopping(world):
     train, valid, test = world
     flat = replace(valid, _label=np.zeros(len(valid), dtype=np.int8))
-    deepfm, lgbm = (registry.get(name)(ctx()).fit(train, flat) for name in ("deepfm", "lightgbm"))
+    deepfm, lgbm = (make(name).fit(train, flat) for name in ("deepfm", "lightgbm"))
     for method in (deepfm, lgbm):
         assert method.run_info()["early_stopping"] is False and np.isfinite(method.score(test)).all()
     assert deepfm.run_info()["epochs_run"] == 4
@@ -115,7 +139,7 @@ def test_a_one_class_validation_slice_trains_every_epoch_without_early_stopping(
 
 def test_fit_keeps_stdout_clean_and_shows_one_bar_when_asked(world, capsys):
     train, valid, test = world
-    registry.get("dcn")(MethodContext(config={"ctr": {"epochs": 2}}, progress=True)).fit(train, valid)
+    registry.get("dcn").from_config({"ctr": {"epochs": 2}}, progress=True).fit(train, valid)
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("dcn:") >= 1 and "batch" in err and "Train on" not in err

@@ -56,7 +56,7 @@ def test_csv_is_read_in_batches_and_a_late_bad_value_names_its_row(tmp_path, mon
     got = _read(tmp_path, df)
     assert len(batches) > 3 and len(got.frame) == 800
     bad = got.bad["Web Visits"]
-    assert bad.value == "seven" and got.locate(bad.row) == (str(tmp_path / "export.csv"), 701)
+    assert bad.values == ["seven"] and bad.count == 1 and got.locate(bad.rows[0]) == (str(tmp_path / "export.csv"), 701)
 
 
 def test_parquet_files_are_read_per_batch_and_rows_are_located_per_file(tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ def test_parquet_files_are_read_per_batch_and_rows_are_located_per_file(tmp_path
     spec = DatasetSpec.from_dict(dict(spec_dict(), files=["*.parquet"]), base_dir=tmp_path, source="spec.yaml")
     got = ingest.read(spec)
     assert [s.rows for s in got.sources] == [200, 100]
-    assert got.locate(got.bad["Created"].row) == (str(tmp_path / "b.parquet"), 10)
+    assert got.locate(got.bad["Created"].rows[0]) == (str(tmp_path / "b.parquet"), 10)
 
 
 def test_label_positive_maps_values_and_an_unquoted_yaml_yes_is_refused(tmp_path):
@@ -106,7 +106,8 @@ def test_a_semicolon_export_without_delimiter_gets_a_hint(tmp_path):
 
 def test_spec_refuses_bad_dtypes(tmp_path):
     for dtypes, msg in (({"Age": "string"}, "numeric feature"), ({"Notes": "int"}, "text column"),
-                        ({"Age": "decimal"}, "unknown dtype"), ({"Nope": "int"}, "does not use")):
+                        ({"Age": "decimal"}, "dtypes.Age = \"decimal\": input should be 'string'"),
+                        ({"Nope": "int"}, "does not use")):
         with pytest.raises(SpecError, match=msg):
             DatasetSpec.from_dict(dict(spec_dict(), dtypes=dtypes), source="spec.yaml")
 

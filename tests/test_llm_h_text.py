@@ -1,12 +1,19 @@
-"""The ``asllr`` h_text provider: cross-fitting, the leaky variant, wiring, no network."""
+"""The ``asllr`` h_text provider: cross-fitting, the leaky variant, wiring, no network, one backbone build
+(tokenizer and init) for every fold model and the full model."""
 
 import numpy as np
 import pytest
+import torch
 from llm_fixtures import make_split
 
 from benchmark.contract import no_network
 from feature_store.embeddings import get_provider
-from llm_ranker.h_text import AsLLRProvider, crossfit_embed, stratified_folds
+from feature_store.sampling import stratified_folds
+from llm_ranker.backbones import backbone_dir
+from llm_ranker.h_text import AsLLRProvider, crossfit_embed
+from llm_ranker.prompt import PromptBuilder
+from llm_ranker.ranker import shared_backbone, tokenizer_corpus
+from llm_ranker.summarizer import make_summarizer
 
 
 class Recorder:
@@ -45,9 +52,10 @@ def test_folds_are_label_stratified():
 
 
 @pytest.mark.parametrize("crossfit", [True, False])
-def test_provider_embeds_train_by_crossfit_and_valid_test_by_the_full_model(crossfit, monkeypatch):
+def test_provider_embeds_train_by_crossfit_and_valid_test_by_the_full_model(crossfit, monkeypatch, tmp_path):
     rec = Recorder()
-    provider = get_provider("asllr")({"h_text": {"crossfit": crossfit, "folds": 2}}, seed=0)
+    provider = get_provider("asllr")({"data_dir": str(tmp_path), "h_text": {"crossfit": crossfit, "folds": 2},
+                                      "llm": {"tiny": {"vocab": 600}}}, seed=0)
     assert isinstance(provider, AsLLRProvider)
     assert ("cross-fitted" in provider.description) == crossfit and ("LEAKY" in provider.description) != crossfit
 
@@ -72,14 +80,32 @@ def test_provider_embeds_train_by_crossfit_and_valid_test_by_the_full_model(cros
     assert provider.settings()["crossfit"] is crossfit
 
 
-def test_provider_end_to_end_on_a_tiny_world(tiny_splits, tmp_path):
-    """Real tiny-backbone fold models on a few leads: shapes, finiteness, no network."""
+def test_provider_end_to_end_on_a_tiny_world(tiny_splits, tmp_path, monkeypatch):
+    """Real tiny-backbone fold models on a few leads: shapes, finiteness, no network — and one tokenizer
+    and one random init for the fold models and the full model, built from the whole train split."""
     _, splits = tiny_splits
     config = {"data_dir": str(tmp_path), "h_text": {"folds": 2},
               "llm": {"train_max_leads": 64, "max_length": 256, "threads": 1, "batch_size": 16}}
     provider = get_provider("asllr")(config, seed=0)
+    models, fit = [], provider._fit
+    monkeypatch.setattr(provider, "_fit", lambda split: models.append(fit(split)) or models[-1])
     train = splits.train.take(np.arange(200))
     with no_network():
         tr, va, te = provider.embed(train, splits.valid.take(np.arange(20)), splits.test.take(np.arange(30)))
     assert tr.shape[0] == 200 and va.shape[0] == 20 and te.shape[0] == 30
     assert np.isfinite(tr).all() and np.isfinite(te).all() and tr.std() > 0
+
+    assert len(models) == 3 and provider.llm.backbone == "tiny"  # the full model, then one per fold
+    rankers = [m.ranker for m in models]
+    assert all(r.info["backbone_shared"] for r in rankers)
+    assert {r.info["backbone_build"] for r in rankers} == {provider.backbone.name}
+    vocab = rankers[0].backbone.tokenizer.get_vocab()
+    assert all(r.backbone.tokenizer.get_vocab() == vocab for r in rankers)  # the identical tokenizer
+    embeddings = [r.model.lm.get_base_model().get_input_embeddings().weight for r in rankers]
+    assert all(torch.equal(e, embeddings[0]) for e in embeddings)  # the same random init (frozen weights)
+    # built from the whole train split's prompts; one fold's prompts would have given another tokenizer
+    cache = tmp_path / "cache"
+    assert shared_backbone(provider.llm, cache, train) == provider.backbone
+    builder = PromptBuilder(train.schema, make_summarizer(provider.llm.summarizer, provider.llm.summarize_min_words))
+    own = backbone_dir(provider.llm, cache, tokenizer_corpus(train.take(np.arange(100)), builder))
+    assert own != provider.backbone

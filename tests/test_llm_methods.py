@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 from llm_fixtures import make_split
 
-from benchmark.registry import MethodContext, get
+from benchmark import runner
+from benchmark.profile import load_profile
+from benchmark.registry import get
 from feature_store.errors import ConfigError
-from llm_ranker.config import LLMConfig
+from feature_store.typed import parse
+from llm_ranker.config import LLMParams
 from llm_ranker.ranker import subsample
 from llm_ranker.scoring import apply_rule
 
@@ -14,11 +17,12 @@ TINY = {"max_length": 256, "threads": 1, "batch_size": 8, "lr_heads": 3e-3, "lr_
         "tiny": {"vocab": 600}}
 
 
-def test_config_reads_yaml_strings_and_refuses_unknown_keys():
-    assert LLMConfig.from_mapping({"lr_heads": "1e-3"}).lr_heads == 1e-3  # YAML reads 1e-3 as a string
-    assert LLMConfig.from_mapping({"tiny": {"hidden": 32}}).tiny.hidden == 32
-    with pytest.raises(ConfigError, match="unknown llm"):
-        LLMConfig.from_mapping({"max_lenght": 10})
+def test_config_is_typed_and_refuses_unknown_keys():
+    assert parse(LLMParams, {"lr_heads": 1, "tiny": {"hidden": 32}}).tiny.hidden == 32
+    with pytest.raises(ConfigError, match=r"unknown key 'llm.max_lenght' \(did you mean 'max_length'"):
+        parse(LLMParams, {"max_lenght": 10}, section="llm")
+    with pytest.raises(ConfigError, match=r"llm.lr_heads = \"1e-3\": input should be a valid number"):
+        parse(LLMParams, {"lr_heads": "1e-3"}, section="llm")
 
 
 def test_subsample_keeps_every_positive_that_fits_and_is_seeded():
@@ -40,23 +44,26 @@ def test_scoring_rules_read_the_named_outputs():
     with pytest.raises(ConfigError, match="needs output"):
         apply_rule("pointwise", {"qa": outputs["qa"]})
     with pytest.raises(ConfigError, match="unknown scoring rule"):
-        get("asllr_ce")(MethodContext(config={"llm": {"score": "vibes"}}))
+        get("asllr_ce").from_config({"llm": {"score": "vibes"}})
+    with pytest.raises(ConfigError, match="no pairwise head"):
+        get("asllr_ce").from_config({"llm": {"score": "pairwise"}})
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """asllr_ce fit on table-only hand-made leads (no text column), scored by the qa rule."""
-    ctx = MethodContext(seed=0, config={"llm": {**TINY, "score": "qa", "train_max_leads": 40}},
-                        cache_dir=str(tmp_path_factory.mktemp("cache")))
+    method = get("asllr_ce").from_config({"llm": {**TINY, "score": "qa", "train_max_leads": 40}},
+                                         cache_dir=str(tmp_path_factory.mktemp("cache")))
     train = make_split(60, with_text=False, labels=np.arange(60) % 4 == 0)
-    method = get("asllr_ce")(ctx).fit(train, make_split(5, with_text=False))
+    method.fit(train, make_split(5, with_text=False))
     return method, method.score(make_split(7, with_text=False))
 
 
 def test_table_only_data_trains_and_scores(fitted):
     method, scores = fitted
     assert scores.shape == (7,) and np.isfinite(scores).all()
-    assert method.run_info()["inputs"] == "table-only" and method.run_info()["summarizer"] is None
+    assert method.run_info()["prompt_parts"] == "table-only" and method.run_info()["summarizer"] is None
+    assert method.inputs(make_split(1, with_text=False).schema).text == "none"
 
 
 def test_run_info_records_rule_backbone_losses_and_subsample(fitted):
@@ -68,19 +75,31 @@ def test_run_info_records_rule_backbone_losses_and_subsample(fitted):
     assert info["llm"]["max_length"] == 256 and info["dtype"] in ("float32", "bfloat16")
 
 
+def test_run_info_records_train_exposure_and_the_shared_batches(fitted):
+    info = fitted[0].run_info()
+    exposure = info["train_exposure"]
+    assert exposure["leads"] == 40 and exposure["positives"] == 15  # every lead of the subsample, once at least
+    assert exposure["steps"] == info["optimizer_steps"] and exposure["batches"] == info["train_batches"]
+    assert exposure["draws"] == info["train_draws"] and len(exposure["batch_sequence_sha256"]) == 16
+    # no outcome funnel: the tier-aware sampler falls back to label pairs (a positive and a negative per batch)
+    assert info["batches"]["pairs"].startswith("label pairs") and info["batches"]["tiers_available"] == ["label"]
+
+
+def llm_section(profile):
+    return parse(LLMParams, profile.config.get("llm"), section="llm")
+
+
 @pytest.mark.parametrize("name", ["quick", "standard"])
 def test_profile_llm_sections_are_valid(name):
-    from benchmark.profile import load_profile
-
-    cfg = LLMConfig.from_config(load_profile(name).config)
+    cfg = llm_section(load_profile(name))
     assert cfg.backbone == {"quick": "tiny", "standard": "smollm2-135m"}[name] and cfg.train_max_leads
 
 
 def test_paper_profile_needs_a_local_backbone_and_keeps_the_papers_settings():
-    from benchmark.profile import load_profile
-
+    paper = load_profile("paper")
     with pytest.raises(ConfigError, match="llm.backbone"):
-        LLMConfig.from_config(load_profile("paper").config)
-    cfg = LLMConfig.from_config(load_profile("paper", ["llm.backbone=/models/qwen"]).config)
+        runner.plan(paper, methods=["logreg", "asllr_ce"])  # refused before any job runs
+    assert {j.method for j in runner.plan(paper, methods=["logreg"])} == {"logreg"}
+    cfg = llm_section(load_profile("paper", ["llm.backbone=/models/qwen"]))
     assert (cfg.backbone, cfg.lora_rank, cfg.head_dropout, cfg.epochs) == ("/models/qwen", 16, 0.5, 1)
     assert cfg.lr_lora * 20 == pytest.approx(cfg.lr_heads) == 5e-5 and cfg.train_max_leads is None

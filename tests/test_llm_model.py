@@ -7,14 +7,15 @@ import pytest
 import torch
 from llm_fixtures import tiny_backbone
 
-from llm_ranker.config import LLMConfig
+from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, answer_ce, bce_loss, pointwise_bce, qa_loss, total_loss
 from llm_ranker.model import LeadRanker, last_token_index
 from llm_ranker.sampler import BucketedOversampler, length_buckets, oversample, padding_share
 from llm_ranker.scoring import apply_rule
-from llm_ranker.trainer import Trainer, pad_batch, predict, torch_threads
+from leadrank_api import torch_threads
+from llm_ranker.trainer import Trainer, exposure, pad_batch, predict
 
-CFG = LLMConfig(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
+CFG = LLMParams(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
 TERMS = [LossTerm("bce", 2.0, pointwise_bce), LossTerm("ce", 0.5, answer_ce)]
 HOT = "Lead profile\n- Signals: intent {w}, calls {n}\nWill this lead lock an order? Answer:"
 
@@ -103,7 +104,7 @@ def test_a_few_steps_on_a_separable_set_lower_the_loss(backbone):
     ids, labels = toy_data(backbone)
     model = fresh_ranker(backbone)
     before = mean_loss(model, ids, labels, backbone.pad_id)
-    cfg = CFG.replace(epochs=4)
+    cfg = CFG.model_copy(update={"epochs": 4})
     Trainer(cfg, TERMS, BucketedOversampler(cfg.batch_size, cfg.pos_rate), seed=0).fit(
         model, ids, {"label": labels}, backbone.pad_id)
     after = mean_loss(model, ids, labels, backbone.pad_id)
@@ -118,11 +119,14 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(backbone_dir, tmp
         return tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold") for n in range(12)])
     ids, labels = toy_data(backbone(), 32)
     pad_id = backbone().pad_id
-    cfg = CFG.replace(checkpoint_every=2)
+    cfg = CFG.model_copy(update={"checkpoint_every": 2})
     sampler = BucketedOversampler(4, 0.5)
 
+    reports = []
+
     def train(model, ckpt, terms=TERMS):
-        Trainer(cfg, terms, sampler, seed=0, checkpoint_dir=ckpt).fit(model, ids, {"label": labels}, pad_id)
+        reports.append(Trainer(cfg, terms, sampler, seed=0, checkpoint_dir=ckpt).fit(model, ids, {"label": labels},
+                                                                                      pad_id))
         return model.trainable_state()
 
     reference = train(fresh_ranker(backbone()), None)
@@ -141,6 +145,7 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(backbone_dir, tmp
     assert not (tmp_path / "ckpt").exists()
     for name, value in reference.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6)
+    assert reports[-1].resumed_from_batch == 4 and reports[-1].exposure == reports[0].exposure  # steps included
 
 
 # ---- losses -----------------------------------------------------------------------------------------
@@ -204,11 +209,11 @@ def test_precision_follows_the_hardware_unless_forced(monkeypatch):
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(backbones, "fast_cpu_bf16", lambda: True)
-    assert backbones.compute_dtype(LLMConfig(), cpu) == torch.bfloat16
-    assert backbones.compute_dtype(LLMConfig(dtype="fp32"), cpu) == torch.float32
+    assert backbones.compute_dtype(LLMParams(), cpu) == torch.bfloat16
+    assert backbones.compute_dtype(LLMParams(dtype="fp32"), cpu) == torch.float32
     monkeypatch.setattr(backbones, "fast_cpu_bf16", lambda: False)
-    assert backbones.compute_dtype(LLMConfig(), cpu) == torch.float32
-    assert backbones.compute_dtype(LLMConfig(dtype="bf16"), cpu) == torch.bfloat16
+    assert backbones.compute_dtype(LLMParams(), cpu) == torch.float32
+    assert backbones.compute_dtype(LLMParams(dtype="bf16"), cpu) == torch.bfloat16
 
 
 def test_merged_lora_scores_like_the_adapters_and_unmerges(backbone):
@@ -224,3 +229,15 @@ def test_merged_lora_scores_like_the_adapters_and_unmerges(backbone):
     np.testing.assert_allclose(predict(model, ids, backbone.pad_id, 8, torch.float32)["pointwise"],
                                plain["pointwise"], atol=1e-5)
     assert all(torch.equal(before[k], v) for k, v in model.trainable_state().items())
+
+
+def test_exposure_counts_distinct_leads_positives_and_the_batch_sequence():
+    labels = np.array([1, 0, 0, 1, 0])
+    batches = [np.array([0, 1]), np.array([0, 2, 4])]  # lead 0 twice, lead 3 never
+    got = exposure(batches, labels, steps=2)
+    assert {k: got[k] for k in ("leads", "positives", "steps", "draws", "batches")} == \
+        {"leads": 4, "positives": 1, "steps": 2, "draws": 5, "batches": 2}
+    assert got["positive_draw_share"] == 0.4
+    assert exposure(batches, labels, 2) == got
+    swapped = exposure(batches[::-1], labels, 2)  # same leads, other order: a different sequence
+    assert swapped["leads"] == got["leads"] and swapped["batch_sequence_sha256"] != got["batch_sequence_sha256"]

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from benchmark.metrics import bootstrap, evaluate, point, precision_at, recall_at, top_k
+from feature_store.errors import DataError
 
 
 def test_top_k_is_ceil():
@@ -41,8 +42,8 @@ def test_weighted_auc_matches_sklearn_with_ties():
     s = np.round(rng.normal(size=500) + y, 1)  # many ties
     boots = bootstrap(y, [s], ("auc",), n_resamples=3, seed=0)
     assert boots["auc"].shape == (1, 3)
-    from benchmark.metrics import _Ranking, _weighted
-    assert _weighted("auc", _Ranking(s, y), np.ones((1, 500)))[0] == pytest.approx(roc_auc_score(y, s))
+    from benchmark.metrics import Ranking, _weighted
+    assert _weighted("auc", Ranking(s, y), np.ones((1, 500)))[0] == pytest.approx(roc_auc_score(y, s))
 
 
 def test_bootstrap_is_stratified_and_ci_brackets_the_value():
@@ -65,5 +66,5 @@ def test_paired_resamples_give_zero_difference_for_identical_scores():
 
 
 def test_single_class_test_split_is_a_clear_error():
-    with pytest.raises(ValueError, match="only one class"):
+    with pytest.raises(DataError, match="only one class"):
         evaluate(np.zeros(10), np.arange(10.0))

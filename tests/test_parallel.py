@@ -41,10 +41,10 @@ def test_dask_backend_runs_two_jobs_on_a_local_cluster(tmp_path, data_dir):
 
 
 def _profile_file(tmp_path, data_dir):
-    prof = yaml.safe_load((Path(runner.__file__).parent / "profiles/quick.yaml").read_text())
-    prof["datasets"] = {"tiny-benchmark": {"world": "benchmark", "leads": 3000, "seed": 0, "table": "table1"},
-                        "tiny-industrial": {"world": "industrial", "leads": 3000, "seed": 0, "table": "table2"}}
-    prof["data_dir"], prof["seeds"], prof["eval"]["bootstrap"] = str(data_dir), [0, 1, 2], 50
+    prof = {"extend": "quick",
+            "datasets": {"tiny-benchmark": {"world": "benchmark", "leads": 3000, "seed": 0, "table": "table1"},
+                         "tiny-industrial": {"world": "industrial", "leads": 3000, "seed": 0, "table": "table2"}},
+            "data_dir": str(data_dir), "seeds": [0, 1, 2], "eval": {"bootstrap": 50}}
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump(prof))
     return path

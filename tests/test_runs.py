@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmark import results, runner, tables
+from feature_store import files
 from benchmark.cli import main
 from benchmark.contract import contract_profile, tiny_entry
 
@@ -48,9 +49,9 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     def boom(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(results.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
-        results.atomic_write_bytes(target, b"new")
+        files.atomic_write_bytes(target, b"new")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
 
 

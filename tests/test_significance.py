@@ -170,13 +170,14 @@ def _md_cells(md: str, dataset: str) -> dict[str, list[str]]:
 def test_dagger_marks_exactly_the_significant_cells(sig_out):
     csv = pd.read_csv(sig_out / "table2.csv")
     cells = _md_cells((sig_out / "table2.md").read_text(), "ind")
-    keys = tables.LAYOUT["table2"][1]
+    keys = tables.LAYOUT["table2"]
     marked = unmarked = 0
     for _, row in csv[csv.status == "ok"].iterrows():
         for i, k in enumerate(keys):
-            p = row.get(f"{k}_p")
+            p, adjusted = row.get(f"{k}_p"), row.get(f"{k}_p_holm")
             has = significance.MARK in cells[row["row"]][i]
-            assert has == (pd.notna(p) and p < 0.05), (row["row"], k, p)
+            assert has == (pd.notna(adjusted) and adjusted < 0.05), (row["row"], k, adjusted)
+            assert pd.isna(p) or adjusted >= p  # Holm never lowers a p-value
             marked += has
             unmarked += not has
     assert marked and unmarked
@@ -191,21 +192,34 @@ def test_significance_md_lists_every_row_and_every_p_value(sig_out):
         section = sig.split(f"dataset `{dataset}`", 1)[1].split("\n## ", 1)[0]
         csv = pd.read_csv(sig_out / f"{table}.csv")
         listed = _md_cells(section, "")
-        keys = tables.LAYOUT[table][1]
+        keys = tables.LAYOUT[table]
         for _, row in csv[(csv.dataset == dataset) & ~csv.row.str.startswith("Relative lift")].iterrows():
             h_text = table == "table1" and row["embedding"] != "-"
             cells = listed[row["row"] + (f" ({row['embedding']})" if h_text else "")]  # every row is listed
             for i, k in enumerate(keys):
-                p = row[f"{k}_p"]
+                p, adjusted = row[f"{k}_p"], row[f"{k}_p_holm"]
                 if pd.notna(p):
-                    shown = cells[2 * i + 1]
-                    assert float(shown.removesuffix(significance.MARK)) == pytest.approx(p, rel=5e-3, abs=1e-6)
-                    assert shown.endswith(significance.MARK) == (p < 0.05)
+                    raw, holm = cells[3 * i + 1], cells[3 * i + 2]
+                    assert float(raw) == pytest.approx(p, rel=5e-3, abs=1e-6)
+                    assert float(holm.removesuffix(significance.MARK)) == pytest.approx(adjusted, rel=5e-3, abs=1e-6)
+                    assert holm.endswith(significance.MARK) == (adjusted < 0.05)
     assert "Reference: DeepFM (the best CTR model without h_text, best AUC of the 2 that ran)" in sig
     no_ctr = sig.split("dataset `bench-no-ctr`", 1)[1]
     assert "Reference: Logistic regression" in no_ctr and "fallback" in no_ctr
     t1 = (sig_out / "table1.md").read_text()
     assert "reference row, DeepFM," in t1 and "[significance.md](significance.md)" in t1
+
+
+def test_holm_adjusts_over_every_test_of_a_table():
+    comparison = significance.Comparison("ref", "", {
+        "a": {"auc": significance.Test(0.8, 0.7, 0.01), "p_at_1.0": significance.Test(0.2, 0.1, 0.04)},
+        "b": {"auc": significance.Test(0.75, 0.7, 0.03), "p_at_1.0": significance.Test(0.1, 0.1, float("nan"))}})
+    tests = significance.holm(comparison).tests
+    # three defined p-values: 0.01 * 3, then max(0.03 * 2, 0.03), then max(0.04 * 1, 0.06)
+    assert [tests["a"]["auc"].p_holm, tests["b"]["auc"].p_holm, tests["a"]["p_at_1.0"].p_holm] == \
+        pytest.approx([0.03, 0.06, 0.06])
+    assert tests["a"]["auc"].significant and not tests["b"]["auc"].significant
+    assert np.isnan(tests["b"]["p_at_1.0"].p_holm) and not tests["b"]["p_at_1.0"].significant
 
 
 def test_check_covers_significance_md(sig_out):

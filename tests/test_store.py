@@ -1,11 +1,13 @@
-"""Feature store: spec validation, temporal split, train-only encoders, hidden test outcomes."""
+"""Feature store: spec validation, the one split, train-only encoders, hidden test outcomes."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feature_store.encoders import OOV, TableEncoder
-from feature_store.errors import OutcomeAccessError, SpecError
+from feature_store.errors import DataError, OutcomeAccessError, SpecError
 from feature_store.spec import DatasetSpec
 from feature_store.store import Dataset
 
@@ -85,3 +87,91 @@ def test_splits_encode_with_train_vocabulary(tiny_splits):
     for j, col in enumerate(s.train.schema.categorical):
         assert s.test.cat[:, j].max() < card[col]
         assert (s.train.cat[:, j] != OOV).all()
+
+
+# ---- one split, the same leads as before the restructure ---------------------------------------------
+
+def _split_before(spec, df):
+    """Frozen copy of the split and test subsample as the committed results were computed (do not edit)."""
+    import math
+
+    from sklearn.model_selection import train_test_split
+
+    s, label = spec.split, df[spec.label].to_numpy()
+    if s.kind == "random":
+        idx = np.arange(len(df))
+        strat = label if np.bincount(label.astype(int)).min() >= 2 else None
+        rest, test = train_test_split(idx, test_size=s.test_fraction, random_state=s.seed, stratify=strat)
+        strat = label[rest] if strat is not None else None
+        fit, valid = train_test_split(rest, test_size=s.valid_fraction, random_state=s.seed, stratify=strat)
+        return np.sort(fit), np.sort(valid), np.sort(test)
+
+    def newest(order, t, fraction):
+        c = min(int(math.ceil((1 - fraction) * len(order))), len(order) - 1)
+        return order[t[order] < t[order[c]]], order[t[order] >= t[order[c]]]
+
+    t = df[spec.time].to_numpy()
+    rest, test = newest(np.lexsort((df[spec.id].to_numpy(), t)), t, s.test_fraction)
+    return (*newest(rest, t, s.valid_fraction), test)
+
+
+def _subsample_before(idx, y, n, seed):
+    rng = np.random.default_rng([seed, 31337])
+    pos, neg = idx[y == 1], idx[y != 1]
+    n_pos = int(round(n * len(pos) / len(idx)))
+    return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)]))
+
+
+def _assert_same_cut(ds, max_leads=(None, 7, 40)):
+    cut = ds.split_indices()
+    before = _split_before(ds.spec, ds.frame)
+    assert all((a == b).all() for a, b in zip(cut, before))
+    y = ds.frame[ds.spec.label].to_numpy()
+    for n in max_leads:
+        for seed in (0, 5):
+            test = ds.splits(n, seed).truth.ids
+            test_before = before[2]
+            if n and n < len(test_before):
+                test_before = _subsample_before(test_before, y[test_before], n, seed)
+            assert (test == ds.frame[ds.spec.id].to_numpy()[test_before]).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(20, 120), st.integers(1, 30), st.booleans(), st.integers(0, 2**16))
+def test_split_and_subsample_select_the_same_leads_as_before(n, distinct_times, random_split, seed):
+    rng = np.random.default_rng(seed)
+    df = _toy(n)
+    df["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, distinct_times, n), unit="D")
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    y[:2] = [0, 1]
+    df["y"] = y
+    split = {"kind": "random", "seed": seed % 7} if random_split else {}
+    ds = Dataset(DatasetSpec.from_dict(dict(BASE, split=split)), df, "fp")
+    try:
+        _assert_same_cut(ds)
+    except DataError:  # (nearly) every lead at one time: no temporal cut (the old code failed too)
+        assert not random_split
+
+
+def test_a_generated_world_is_cut_as_before(tiny_splits):
+    ds, _ = tiny_splits
+    _assert_same_cut(ds, max_leads=(None, 300))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=2, max_size=60), st.floats(0.05, 0.95), st.floats(0.0, 0.9))
+def test_temporal_split_never_overlaps_for_any_time_distribution(days, test_fraction, valid_fraction):
+    """No lead in two parts, every lead in one, and train < valid < test in time (ties included)."""
+    df = pd.DataFrame({"id": np.arange(len(days)), "t": pd.Timestamp("2024-01-01") + pd.to_timedelta(days, unit="D"),
+                       "y": np.arange(len(days)) % 2, "c": "a", "n": 0.0, "fs": "call", "cs": 1.0, "pt": 0.3})
+    split = {"test_fraction": test_fraction, "valid_fraction": valid_fraction}
+    try:
+        fit, valid, test = Dataset(DatasetSpec.from_dict(dict(BASE, split=split)), df, "fp").split_indices()
+    except DataError as e:
+        assert "share the boundary time" in str(e)
+        return
+    assert sorted([*fit, *valid, *test]) == list(range(len(df)))
+    t = df.t.to_numpy()
+    assert len(fit) and len(valid) and len(test)
+    assert t[fit].max() < t[valid].min() and t[valid].max() < t[test].min()
+

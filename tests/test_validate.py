@@ -62,7 +62,7 @@ ERRORS = {
     "missing label": (_set("Converted?", 20, ""), ["'Converted?'", "row 21", "missing label"]),
     "label as feature": (_as_feature("Converted?"), ["'Converted?'", "the label", "leak"]),
     "outcome as feature": (_with_outcome, ["'Final Stage'", "outcome column", "leak"]),
-    "duplicate id": (_set("Lead ID", 39, "L00004"), ["'Lead ID'", "row 40", "duplicate lead id 'L00004'",
+    "duplicate id": (_set("Lead ID", 39, "L00004"), ["'Lead ID'", "row 40", "duplicate lead id: 'L00004'",
                                                      "first at row 5"]),
     "missing id": (_set("Lead ID", 8, ""), ["'Lead ID'", "row 9", "missing lead id"]),
     "unparsable time": (_set("Created", 32, "31/02/2024"), ["'Created'", "row 33", "'31/02/2024'", "time_format"]),
@@ -71,6 +71,11 @@ ERRORS = {
     "all missing": (_set("Region", slice(None), ""), ["export.csv, column 'Region'", "every value is missing"]),
     "one-valued categorical": (_set("Lead Source", slice(None), "web"), ["export.csv, column 'Lead Source'", "one value ('web')"]),
     "unknown stage": (_set("Stage", 50, "Negotiation"), ["'Stage'", "row 51", "['Negotiation']", "stage_order"]),
+    "missing labels": (_set("Converted?", [3, 8, 16], ""), ["'Converted?'", "missing label in 3 rows: rows 4, 9, 17"]),
+    "labels not 0/1": (_case(label_positive=None), ["'Converted?'", "not 0/1 in 800 rows: row 1 ('Yes'), row 2 ('No'),",
+                                                     "and 790 more", "label_positive"]),
+    "one class": (_set("Converted?", slice(None), "No"), ["'Converted?'", "no row has a label value in "
+                                                                          "label_positive ['Yes']"]),
     "text not text": (_numbers_as_text, ["'Notes'", "row 1", "only numbers", "not text"]),
     "bad bool": (_set("Opt Out", 7, "perhaps"), ["'Opt Out'", "row 8", "'perhaps'", "yes/no"]),
     "test has no positives": (_newest_negative, ["'Converted?'", "test split has no positives", "undefined"]),
@@ -150,4 +155,4 @@ def test_parquet_types_are_checked_too(tmp_path):
     spec = DatasetSpec.from_dict(dict(spec_dict("export.parquet"), p_true="p"), base_dir=tmp_path, source="spec")
     errors = [str(p) for p in check(spec).errors]
     assert any("'Notes', row 1: text column holds int64 values" in e for e in errors)
-    assert any("'p', row 8: p_true 1.5 is not a probability" in e for e in errors)
+    assert any("'p', row 8: p_true is not a probability: 1.5" in e for e in errors)

@@ -2,12 +2,16 @@
 
 import numpy as np
 
-from benchmark.registry import Method, register
+from feature_store.store import Inputs
+from leadrank_api import Method, register
 
 
 @register(name="example_engagement", family="rule", tables=("table1", "table2"), in_paper=False,
           description="Example plugin: configurator + price-page views, then recency")
 class Engagement(Method):
+    def inputs(self, schema):
+        return Inputs(("configurator_sessions", "days_since_last_activity", "price_page_views"))
+
     def fit(self, train, valid):
         return self
 

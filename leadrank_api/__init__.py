@@ -1,0 +1,330 @@
+"""The contract between the benchmark and every ranking method: ``Method``, ``register``, ``Params``.
+
+It sits at the bottom of the project: it imports nothing of it but the
+feature store's types, and the method packages (``baselines``,
+``llm_ranker``, plugins) import only it and the feature store. The benchmark
+on top finds the method packages through the ``leadrank.methods`` entry point.
+
+Adding a model is one class and one decorator::
+
+    class MyParams(Params):
+        depth: int = 3
+        \"\"\"Tree depth (one line of doc per field; ``leadrank list --params`` prints it).\"\"\"
+
+    @register(name="my_model", family="classical", tables=("table1", "table2"),
+              description="what it is, in one line", params={"my_model": MyParams})
+    class MyModel(Method):
+        def fit(self, train, valid):
+            depth = self.section("my_model").depth
+            ...
+            return self
+
+        def score(self, test):
+            return np.asarray(...)  # one finite score per test lead, higher = more likely to lock
+
+**Settings.** ``params`` maps the profile sections a method reads to their
+typed model. The runner validates every section of the profile against its
+model before the first job runs and hands the method the validated objects
+(``self.section(name)``): methods never read the raw profile.
+
+**Variants** are data: a registered name defined as a base method plus
+``options`` (the base class's ``Options`` model: what makes the row what it
+is, e.g. which deepctr model) and ``set`` (section overrides, e.g. an HPRO
+ablation's tiers), declared in a ``variants:`` YAML block
+(:func:`register_variants`). Table membership, row labels and order are
+registry metadata, so ``benchmark.tables`` holds no list of rows.
+
+**Inputs.** Each dataset declares one view of what is observable at the scoring
+moment (``Schema.view``); every method reads all of it that its family can use,
+says what it reads in :meth:`Method.inputs` (recorded in every result), and the
+method contract checks that against what it actually reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Mapping
+
+import numpy as np
+
+from feature_store.errors import ConfigError
+from feature_store.store import Inputs, Schema, Split
+from feature_store.typed import Settings, load_yaml, parse, suggest
+
+Params = Settings  # the base of every method's typed hyper-parameters
+
+TABLES = ("table1", "table2")
+# Capabilities a method may require from the data; the runner records "n/a" (and the
+# table says why) for a method whose requirement a dataset cannot meet.
+REQUIREMENTS = ("text", "stage", "p_true", "p_true_table", "h_text", "tabular", "categorical")
+ENTRY_POINT = "leadrank.methods"  # the group under which method packages (built-in and plugins) register
+
+
+class NoOptions(Settings):
+    """A method whose rows differ in nothing but settings."""
+
+
+@dataclass(frozen=True)
+class MethodContext:
+    """What a method gets at construction: its seed and its validated settings, one per section."""
+
+    seed: int = 0
+    settings: Mapping[str, Settings] = field(default_factory=dict)
+    progress: bool = False
+    cache_dir: str = ".cache"
+
+
+class Method:
+    """Base class of every ranker. Subclasses implement ``fit`` and ``score``."""
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+    label: ClassVar[str | Mapping[str, str]] = ""  # the row's label, or one per table ('' = the name)
+    requires: ClassVar[tuple[str, ...]] = ()
+    in_paper: ClassVar[bool] = True
+    by_default: ClassVar[bool] = True  # part of `methods: all` (ablations run only when named)
+    embedding: ClassVar[str] = "-"  # Table 1's embedding column
+    baseline: ClassVar[str | Mapping[str, str] | None] = None  # the row its gain / lift is against (or per table)
+    order: ClassVar[int] = 1000  # position within its table (paper rows first)
+    params: ClassVar[Mapping[str, type[Settings]]] = {}  # profile sections read -> their typed model
+    Options: ClassVar[type[Settings]] = NoOptions  # what a variant of this class may fix
+    options: ClassVar[Settings] = NoOptions()
+    overrides: ClassVar[Mapping[str, Mapping[str, Any]]] = {}  # a variant's fixed section values
+
+    def __init__(self, ctx: MethodContext | None = None):
+        self.ctx = ctx or MethodContext(settings=default_settings(type(self)))
+
+    @classmethod
+    def requires_for(cls, options: Settings) -> tuple[str, ...]:
+        """The data requirements of a variant with these options (default: the class's own)."""
+        return cls.requires
+
+    @classmethod
+    def label_in(cls, table: str) -> str:
+        """The row label of this method in ``table``."""
+        return _per_table(cls.label, table) or cls.name
+
+    @classmethod
+    def baseline_in(cls, table: str) -> str | None:
+        """The method this row's gain (Table 1) or lift (Table 2) is measured against in ``table``."""
+        return _per_table(cls.baseline, table)
+
+    @classmethod
+    def check_settings(cls, settings: Mapping[str, Settings]) -> None:
+        """Raise ConfigError for settings this method cannot run with (called before any job runs).
+
+        Types and unknown keys are already checked by the models; this is for rules across keys."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None = None, seed: int = 0, **ctx: Any) -> "Method":
+        """The method built outside a run (tests, notebooks): ``config`` is profile-shaped, e.g.
+        ``{"ctr": {"epochs": 2}}``, and validated like a profile's sections."""
+        return cls(MethodContext(seed=seed, settings=method_settings(cls, config or {}), **ctx))
+
+    def section(self, name: str) -> Any:
+        """The validated settings of one profile section this method declared in ``params``."""
+        if name not in self.ctx.settings:
+            raise ConfigError(f"method '{self.name}' reads section '{name}' but did not declare it in params")
+        return self.ctx.settings[name]
+
+    def fit(self, train: Split, valid: Split) -> "Method":
+        raise NotImplementedError
+
+    def score(self, test: Split) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_info(self) -> dict[str, Any]:
+        """Extra facts recorded in the result JSON (e.g. the scoring rule used)."""
+        return {}
+
+    def inputs(self, schema: Schema) -> Inputs:
+        """What this method reads of the dataset's input view (``info["inputs"]`` of its results).
+
+        Default: what a table-only model reads — every tabular column and the current stage
+        (``schema.view()``); a text reader returns ``schema.view("prompt")`` or ``("h_text")``. The
+        oracle family reads the world's truth (``p_true``), none of the view. The method contract
+        fails a method that reads other inputs than it declares here."""
+        return Inputs() if self.family == "oracle" else schema.view()
+
+
+def _per_table(value: str | Mapping[str, str] | None, table: str) -> str | None:
+    return value.get(table) if isinstance(value, Mapping) else value
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(*, name: str, family: str, description: str, tables: tuple[str, ...] | list[str] = (),
+             requires: tuple[str, ...] | list[str] | None = None, in_paper: bool = True, label: str | Mapping[str, str] = "",
+             params: Mapping[str, type[Settings]] | None = None, **meta: Any):
+    """Class decorator that adds a method to the registry under ``name``.
+
+    ``meta`` sets the other class attributes of :class:`Method` (``embedding``,
+    ``baseline``, ``order``, ``by_default``)."""
+    _check_meta(name, tables, requires, meta)
+
+    def deco(cls: type[Method]) -> type[Method]:
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise TypeError(f"@register needs a subclass of leadrank_api.Method, got {cls!r}")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method name '{name}' is already registered by {_REGISTRY[name].__module__}."
+                             f"{_REGISTRY[name].__qualname__}")
+        sections = dict(cls.params if params is None else params)
+        for section, model in sections.items():
+            other = sections_typed().get(section, model)
+            if other is not model:
+                raise ValueError(f"method '{name}': section '{section}' is already typed by "
+                                 f"{other.__qualname__}, not {model.__qualname__}")
+        cls.name, cls.family, cls.tables, cls.description = name, family, tuple(tables), description
+        cls.requires = cls.requires if requires is None else tuple(requires)  # None: what the class declares
+        cls.in_paper, cls.label, cls.params = in_paper, label, sections
+        for key, value in meta.items():
+            setattr(cls, key, value)
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _check_meta(name: str, tables, requires, meta: Mapping[str, Any]) -> None:
+    bad_tables = [t for t in tables if t not in TABLES]
+    bad_req = [r for r in requires or () if r not in REQUIREMENTS]
+    bad_meta = sorted(set(meta) - {"embedding", "baseline", "order", "by_default"})
+    if bad_tables or bad_req or bad_meta:
+        raise ConfigError(f"method '{name}': unknown tables {bad_tables}, requirements {bad_req} or "
+                          f"attributes {bad_meta}", hint=f"tables: {list(TABLES)}; requirements: {list(REQUIREMENTS)}")
+
+
+class Variant(Settings):
+    """One entry of a ``variants:`` block: a registered name = a base method + fixed options/settings."""
+
+    base: str
+    """The registered method this variant derives from."""
+    description: str
+    """One line for `leadrank list` and the README."""
+    label: str | dict[str, str] = ""
+    """Its table row label, or one per table ('' = the variant's name)."""
+    tables: tuple[str, ...] | None = None
+    """Tables it is a row of (default: the base method's)."""
+    family: str | None = None
+    """Family (default: the base method's)."""
+    options: dict[str, Any] = {}
+    """Values of the base class's Options model: what makes this row what it is."""
+    set: dict[str, dict[str, Any]] = {}
+    """Section overrides that take precedence over the profile, e.g. {hpro: {tiers: [label]}}."""
+    requires: tuple[str, ...] | None = None
+    """Data requirements (default: what the base method says its options need)."""
+    in_paper: bool | None = None
+    """Whether the papers report this row (default: the base method's)."""
+    embedding: str = "-"
+    """Table 1's embedding column."""
+    baseline: str | dict[str, str] | None = None
+    """The row this one's gain (Table 1) or lift (Table 2) is measured against, or one per table."""
+    order: int = 1000
+    """Position within its table."""
+    by_default: bool = True
+    """Part of `methods: all` (false: runs only when named, e.g. an ablation)."""
+
+
+def register_variants(block: Mapping[str, Any] | None, source: str) -> list[type[Method]]:
+    """Register every entry of a ``variants:`` block (from ``source``, named in errors)."""
+    created = []
+    for name, raw in (block or {}).items():
+        v = parse(Variant, raw, section=f"variants.{name}", file=source)
+        if v.base not in _REGISTRY:
+            raise ConfigError(f"variants.{name}.base: unknown method '{v.base}'{suggest(v.base, list(_REGISTRY))}",
+                              file=source)
+        base = _REGISTRY[v.base]
+        options = parse(base.Options, {**base.options.to_dict(), **v.options}, section=f"variants.{name}.options",
+                        file=source)
+        overrides = merge(base.overrides, v.set)
+        for section, values in overrides.items():
+            if section not in base.params:
+                raise ConfigError(f"variants.{name}.set: '{base.name}' reads no section '{section}'"
+                                  + suggest(section, list(base.params)), file=source)
+            parse(base.params[section], values, section=f"variants.{name}.set.{section}", file=source)
+        if name in _REGISTRY and _REGISTRY[name].__dict__.get("source") == source:
+            created.append(_REGISTRY[name])  # the same block read again (e.g. a second profile load)
+            continue
+        cls = type(name, (base,), {"Options": base.Options, "options": options, "overrides": overrides,
+                                   "source": source, "__module__": base.__module__})
+        created.append(register(
+            name=name, family=v.family or base.family, description=v.description, label=v.label,
+            tables=base.tables if v.tables is None else v.tables,
+            requires=base.requires_for(options) if v.requires is None else v.requires,
+            in_paper=base.in_paper if v.in_paper is None else v.in_paper, params=base.params,
+            embedding=v.embedding, baseline=v.baseline, order=v.order, by_default=v.by_default)(cls))
+    return created
+
+
+def register_variants_file(path: str | Path) -> list[type[Method]]:
+    """Register the ``variants:`` entries of a YAML file (a method package's ``variants.yaml``)."""
+    path = Path(path)
+    return register_variants(load_yaml(path.read_text(), file=str(path)), str(path))
+
+
+def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merge key by key, anything else (lists, values) is replaced.
+
+    The one merge rule of the suite: profiles over what they ``extend``, ``--set`` over a
+    profile, a variant's ``set`` over the profile's section."""
+    out = copy.deepcopy(dict(base))
+    for k, v in top.items():
+        out[k] = merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else copy.deepcopy(v)
+    return out
+
+
+def unregister(name: str) -> None:
+    """Remove a method (tests register throw-away methods)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered() -> dict[str, type[Method]]:
+    """Every method registered so far, by name (the benchmark loads the entry points first)."""
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get(name: str) -> type[Method]:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown method '{name}'{suggest(name, list(_REGISTRY))}",
+                          hint=f"registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def sections_typed() -> dict[str, type[Settings]]:
+    """Every profile section some registered method reads -> its typed model."""
+    return {section: model for m in _REGISTRY.values() for section, model in m.params.items()}
+
+
+def method_settings(cls: type[Method], config: Mapping[str, Any]) -> dict[str, Settings]:
+    """The validated settings a method gets: its sections of ``config`` with its variant's overrides on top."""
+    return {section: parse(model, merge(config.get(section) or {}, cls.overrides.get(section, {})),
+                           section=section)
+            for section, model in cls.params.items()}
+
+
+def default_settings(cls: type[Method]) -> dict[str, Settings]:
+    """Settings from the models' defaults alone (a method built outside a profile, e.g. in a notebook)."""
+    return method_settings(cls, {})
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads (None: leave as is), then restore the process setting.
+
+    Fixed thread counts keep scores independent of the machine, and small models on a busy
+    2-core box run several times faster on one thread (OpenMP workers spin-wait)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

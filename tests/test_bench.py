@@ -1,0 +1,77 @@
+"""bench/README.md's table is what bench/render.py makes of results/bench/*.jsonl (issue 17); fast."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def render():
+    spec = importlib.util.spec_from_file_location("bench_render", ROOT / "bench" / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_table_matches_the_jsonl_files(render):
+    assert render.main(["--check"]) == 0, "run: .venv/bin/python bench/render.py"
+
+
+def test_every_jsonl_line_names_its_bench_and_machine(render):
+    for bench, lines in render.load().items():
+        assert lines, f"results/bench/{bench}.jsonl is empty"
+        for line in lines:
+            assert line["bench"] == bench
+            assert {"cpu", "cores"} <= set(line["machine"]), bench
+            assert line["commit"] and line["time"]
+
+
+def _rows(text: str, bench: str) -> list[str]:
+    """Table rows whose Bench cell is ``bench``."""
+    return [r for r in text.splitlines() if r.startswith("|") and r.split("|")[2].strip() == bench]
+
+
+def _line(bench: str, **figures) -> str:
+    machine = {"cpu": "test cpu", "cores": 2}
+    return json.dumps({"bench": bench, "time": "2026-01-01T00:00:00+0000", "commit": "abc1234",
+                       "machine": machine, **figures})
+
+
+def test_quick_profile_row_comes_from_its_jsonl(render, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{render.START}\nstale\n{render.END}\nafter\n")
+    empty = tmp_path / "results"
+    empty.mkdir()
+    assert render.main(["--readme", str(readme), "--results", str(empty)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("after\n") and "stale" not in text
+    assert text.count(render.NOT_YET) >= 6  # every bench without a line says so
+    quick = _rows(text, "quick profile")
+    assert len(quick) == 1 and render.NOT_YET in quick[0]
+
+    (empty / "quick_profile.jsonl").write_text(
+        _line("quick_profile", total_s=700.0, fresh_clone=True, goals={"total_s": 600},
+              phases_s={"generate": 10.0, "h_text_embedding": 200.0, "llm_jobs": 400.0, "other_jobs": 90.0})
+        + "\n" + _line("quick_profile", total_s=540.0, goals={"total_s": 600},
+                       phases_s={"generate": 10.0, "h_text_embedding": 100.0, "llm_jobs": 350.0,
+                                 "other_jobs": 80.0}) + "\n")
+    assert render.main(["--readme", str(readme), "--results", str(empty), "--check"]) == 1
+    assert render.main(["--readme", str(readme), "--results", str(empty)]) == 0
+    [row] = _rows(readme.read_text(), "quick profile")
+    assert "540 s" in row and "≤ 600 s" in row and "| yes " in row  # the latest line wins
+    assert "llm_jobs 350 s" in row and "h_text_embedding 100 s" in row
+    assert render.main(["--readme", str(readme), "--results", str(empty), "--check"]) == 0
+
+
+def test_a_missed_goal_is_marked(render, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(_line(
+        "metrics", leads=2_000_000, resamples=1000, ratio=250.0, bootstrap_s=100.0, roc_auc_s=0.4,
+        peak_rss_mb=9000, goals={"ratio": 100}) + "\n")
+    row = next(r for r in render.table(tmp_path).splitlines() if "roc_auc_score" in r)
+    assert "**no**" in row and "≤ 100" in row
