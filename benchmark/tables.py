@@ -236,6 +236,7 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
         lines.append("Gain: AUC(+h_text) − AUC(same model without), paired bootstrap on the same test leads.")
     else:
         lines.append("Relative lift: (w/ − w/o) / w/o per column, paired bootstrap on the same test leads.")
+        lines += _exposure_notes(table, ok)
     providers = sorted({str(r.info.get("h_text_provider")) for r in ok if r.info.get("h_text_provider")})
     if providers:
         lines.append("h_text provider: " + ", ".join(providers) + ".")
@@ -281,6 +282,29 @@ def _inputs_lines(ok: list[RunRecord]) -> list[str]:
         lines.append(f"Inputs, {family}: " + "; ".join(
             k + (f" ({len(m)} row{'s' * (len(m) > 1)})" if several else "") for k, m in sorted(kinds.items())) + ".")
     return lines
+
+
+def _exposure_notes(table: str, ok: list[RunRecord]) -> list[str]:
+    """Whether each compared pair of rows (w/ vs w/o HPRO) trained at equal exposure, seed by seed: the same
+    leads in the same batches, by the ``train_exposure`` their results record."""
+    runs = {(r.method, r.seed): r for r in ok}
+    notes = []
+    for row in table_rows(table, {r.method for r in ok}):
+        pairs = [(runs[row.method, s], runs[row.baseline, s]) for m, s in runs
+                 if m == row.method and row.baseline and (row.baseline, s) in runs]
+        exposures = [(a.info.get("train_exposure"), b.info.get("train_exposure")) for a, b in pairs]
+        if not exposures or any(x is None or y is None for x, y in exposures):
+            continue
+        first = exposures[0][0]
+        if all(x == y for x, y in exposures):
+            notes.append(f"Equal exposure: {row.label} and {row.baseline} trained on the same leads in the same "
+                         f"batches ({len(pairs)} seed(s); seed {pairs[0][0].seed}: {first['leads']:,} leads, "
+                         f"{first['positives']:,} positives, {first['steps']:,} optimizer steps).")
+        else:
+            unequal = [a.seed for (a, _), (x, y) in zip(pairs, exposures) if x != y]
+            notes.append(f"UNEQUAL exposure: {row.label} and {row.baseline} trained on different batches "
+                         f"(seed(s) {unequal}): the lift mixes the loss with the sample.")
+    return notes
 
 
 def require_results(out: Path) -> None:

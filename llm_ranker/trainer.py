@@ -97,7 +97,7 @@ def exposure(batches: list[np.ndarray], labels: np.ndarray, steps: int) -> dict[
     """What one training run saw: distinct train leads and positives, optimizer steps, draws, batches.
 
     Rows compared at equal exposure (asLLR w/o vs w/ HPRO) must agree on all of it for the same seed
-    and settings (DESIGN.md, "Rules of a fair comparison")."""
+    and settings; the Table 2 footnote checks that they do."""
     draws = np.concatenate(batches).astype(np.int64) if batches else np.zeros(0, np.int64)
     seen = np.unique(draws)
     labels = np.asarray(labels)

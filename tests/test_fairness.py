@@ -37,3 +37,22 @@ def test_gap_days_needs_a_temporal_split_and_is_left_out_of_the_fingerprint_when
     with pytest.raises(SpecError, match="gap_days .* needs kind: temporal"):
         _spec(kind="random", gap_days=3)
     assert "gap_days" not in _spec().to_dict()["split"] and _spec(gap_days=2).to_dict()["split"]["gap_days"] == 2
+
+
+def _llm_record(method: str, seed: int, exposure: dict):
+    from benchmark.results import RunRecord
+
+    return RunRecord(dataset="d", method=method, seed=seed, table="table2", status="ok",
+                     info={"train_exposure": exposure})
+
+
+def test_the_table_says_whether_the_lift_row_compares_equal_exposure():
+    from benchmark.tables import _exposure_notes
+
+    same = {"leads": 3000, "positives": 300, "steps": 375, "batch_sequence_sha256": "ab"}
+    equal = _exposure_notes("table2", [_llm_record(m, s, same) for m in ("asllr_ce", "asllr_hpro") for s in (0, 1)])
+    assert equal == ["Equal exposure: asLLR (w/ HPRO) and asllr_ce trained on the same leads in the same batches "
+                     "(2 seed(s); seed 0: 3,000 leads, 300 positives, 375 optimizer steps)."]
+    other = {**same, "batch_sequence_sha256": "cd"}
+    unequal = _exposure_notes("table2", [_llm_record("asllr_ce", 0, same), _llm_record("asllr_hpro", 0, other)])
+    assert unequal and unequal[0].startswith("UNEQUAL exposure") and "seed(s) [0]" in unequal[0]
