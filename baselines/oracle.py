@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from feature_store.store import Split
+from feature_store.store import Inputs, Schema, Split
 from leadrank_api import Method, Params, register
 
 
@@ -33,6 +33,9 @@ class Oracle(Method):
     @classmethod
     def requires_for(cls, options: OracleOptions) -> tuple[str, ...]:
         return ("p_true_table",) if options.given == "table" else ("p_true",)
+
+    def inputs(self, schema: Schema) -> Inputs:
+        return Inputs()  # none of the view: the world's truth alone
 
     def fit(self, train: Split, valid: Split) -> "Oracle":
         return self

@@ -78,15 +78,16 @@ def main() -> None:
             f"row is a registered variant of `{FULL}` (`llm_ranker/variants.yaml`); every row trains on the same "
             f"batches as `{REFERENCE}` (equal exposure), only the loss differs. Lift = relative lift over asLLR w/o "
             f"HPRO (`{REFERENCE}`) on the same test leads. One seed: the value with its paired bootstrap 95 % CI "
-            f"({profile.eval.bootstrap} resamples); several: the mean over seeds with a 95 % t-interval over seeds.\n\n"
+            f"({profile.eval.bootstrap} resamples); several: the mean over seeds, CI as in the tables (the wider of the t-interval over seeds and the mean bootstrap CI).\n\n"
             + tabulate(rows, head, tablefmt="github") + "\n")
     atomic_write_text(out / "hpro.md", text)
     print(text)
 
 
 def _over_seeds(estimates: list, key: str, signed: bool = False) -> str:
-    """One seed: its estimate and CI; several: the mean and a t-interval over seeds (as the tables do)."""
-    one = estimates[0] if len(estimates) == 1 else tables.over_seeds([e.value for e in estimates])
+    """One seed: its estimate and CI; several: the mean over seeds with the tables' CI (tables.over_seeds)."""
+    bounds = (-1.0, float("inf")) if key == "lift" else (0.0, 1.0)  # a relative lift cannot fall below -100 %
+    one = estimates[0] if len(estimates) == 1 else tables.over_seeds(estimates, bounds)
     return tables.fmt(one, key, signed=signed)
 
 

@@ -57,7 +57,7 @@ class Cell:
 
 
 def aggregate(records: list[RunRecord]) -> Cell:
-    """Mean and a t-interval over seeds when there are >= 3; else the lowest seed's bootstrap CI."""
+    """The mean over seeds when there are >= 3 (CI: :func:`over_seeds`); else the lowest seed's bootstrap CI."""
     ok = sorted((r for r in records if r.status == "ok"), key=lambda r: r.seed)
     if not ok:
         failed = sorted((r for r in records if r.status == "failed"), key=lambda r: r.seed)
@@ -69,15 +69,35 @@ def aggregate(records: list[RunRecord]) -> Cell:
     if len(ok) < 3:
         note = "" if len(ok) == 1 else f"seed {ok[0].seed} of {len(ok)} (<3 seeds: bootstrap CI)"
         return Cell("ok", {k: ok[0].estimate(k) for k in ok[0].metrics}, note=note)
-    est = {k: over_seeds([r.metrics[k]["value"] for r in ok]) for k in ok[0].metrics}
-    return Cell("ok", est, note=f"mean of {len(ok)} seeds, t-interval over seeds")
+    est = {k: over_seeds([r.estimate(k) for r in ok], bounds=(0.0, 1.0)) for k in ok[0].metrics}
+    return Cell("ok", est, note=f"mean of {len(ok)} seeds")
 
 
-def over_seeds(values: list[float]) -> Estimate:
-    """The mean over seeds with its 95 % t-interval."""
-    v = np.array(values, dtype=np.float64)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return Estimate(float(v.mean()), float(v.mean() - half), float(v.mean() + half))
+def over_seeds(estimates: list[Estimate], bounds: tuple[float, float] | None = None) -> Estimate:
+    """The mean over seeds with a 95 % CI: the wider of the t-interval over seeds (training randomness)
+    and the seeds' mean bootstrap half-width (test sampling) — a deterministic method has no spread over
+    seeds, but its figure is still an estimate from a finite test set. Clipped to ``bounds``."""
+    v = np.array([e.value for e in estimates], dtype=np.float64)
+    t_half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    boot_half = np.mean([(e.ci_high - e.ci_low) / 2 for e in estimates])
+    half = max(t_half, boot_half) if np.isfinite(boot_half) else t_half
+    lo, hi = v.mean() - half, v.mean() + half
+    if bounds:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Estimate(float(v.mean()), float(lo), float(hi))
+
+
+def paired_over_seeds(out: Path, a: list[RunRecord], b: list[RunRecord], keys: tuple[str, ...], relative: bool,
+                      n_resamples: int) -> dict[str, Estimate]:
+    """:func:`paired` on every seed both rows ran; with >= 3 such seeds the mean over them (:func:`over_seeds`),
+    else the lowest seed's."""
+    runs_b = {r.seed: r for r in b if r.status == "ok"}
+    pairs = sorted(((r, runs_b[r.seed]) for r in a if r.status == "ok" and r.seed in runs_b), key=lambda p: p[0].seed)
+    per_seed = [paired(out, ra, rb, keys, relative, n_resamples) for ra, rb in pairs[:1 if len(pairs) < 3 else None]]
+    if len(per_seed) == 1:
+        return per_seed[0]
+    bounds = (-1.0, np.inf) if relative else None  # a relative lift cannot fall below -100 %
+    return {k: over_seeds([p[k] for p in per_seed], bounds) for k in keys}
 
 
 def paired(out: Path, a: RunRecord, b: RunRecord, keys: tuple[str, ...], relative: bool,
@@ -174,8 +194,8 @@ def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> 
         if table == "table1":
             gain = None
             if row.baseline and cell.status == "ok" and cells.get(row.baseline, Cell("", {})).status == "ok":
-                gain = paired(out, _first(by_method[row.method]), _first(by_method[row.baseline]), ("auc",), False,
-                              n_boot)["auc"]
+                gain = paired_over_seeds(out, by_method[row.method], by_method[row.baseline], ("auc",), False,
+                                         n_boot)["auc"]
                 rec.update({"gain": gain.value, "gain_ci_low": gain.ci_low, "gain_ci_high": gain.ci_high})
             line.append(fmt(gain, "auc", signed=True) if row.baseline else "-")
         built.lines.append(line)
@@ -209,7 +229,7 @@ def _lift_row(out, by_method, cells, row, keys, n_boot):
     label = "Relative lift (w/ vs w/o HPRO)"
     rec = {"row": label, "method": f"{row.method} vs {row.baseline}", "status": "not run"}
     if cells[row.method].status == "ok" and cells[row.baseline].status == "ok":
-        lift = paired(out, _first(by_method[row.method]), _first(by_method[row.baseline]), keys, True, n_boot)
+        lift = paired_over_seeds(out, by_method[row.method], by_method[row.baseline], keys, True, n_boot)
         rec["status"] = "ok"
         for k in keys:
             rec.update({k: lift[k].value, f"{k}_ci_low": lift[k].ci_low, f"{k}_ci_high": lift[k].ci_high})
@@ -229,7 +249,9 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
         info = r.dataset_info
         lines.append(f"Test leads: N = {r.n_test:,}, positives = {r.n_pos:,} ({100 * r.n_pos / max(r.n_test, 1):.2f} %); "
                      f"{info.get('split', 'temporal')} split; every row is scored on these same leads.")
-    lines.append("95 % CIs: stratified bootstrap over test leads (or a t-interval over seeds where ≥ 3 seeds ran). "
+    lines.append("95 % CIs: stratified bootstrap over test leads; where ≥ 3 seeds ran, the mean over seeds with the "
+                 "wider of the t-interval over seeds and the seeds' mean bootstrap CI (gains and lifts likewise, "
+                 "from the per-seed paired bootstraps). "
                  "P@K / R@K: top k = ceil(K % · N); ties at the cut get pro-rata credit "
                  "(the expected value under a random tie-break).")
     if table == "table1":

@@ -147,9 +147,8 @@ class Method:
 
         Default: what a table-only model reads — every tabular column and the current stage
         (``schema.view()``); a text reader returns ``schema.view("prompt")`` or ``("h_text")``. The
-        oracle family reads the world's truth (``p_true``), none of the view. The method contract
-        fails a method that reads other inputs than it declares here."""
-        return Inputs() if self.family == "oracle" else schema.view()
+        method contract fails a method that reads other inputs than it declares here."""
+        return schema.view()
 
 
 def _per_table(value: str | Mapping[str, str] | None, table: str) -> str | None:

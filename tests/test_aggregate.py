@@ -1,4 +1,5 @@
-"""Seeds aggregate into one table cell: t-interval over seeds with >= 3, else the bootstrap CI."""
+"""Seeds aggregate into one table cell: with >= 3 the mean and the wider of the t-interval over seeds and the
+mean bootstrap CI, else the lowest seed's bootstrap CI."""
 
 import numpy as np
 import pytest
@@ -22,6 +23,14 @@ def test_three_seeds_give_the_mean_and_a_t_interval():
     assert e.value == pytest.approx(np.mean(vals))
     assert (e.ci_low, e.ci_high) == pytest.approx((np.mean(vals) - half, np.mean(vals) + half))
     assert "3 seeds" in cell.note
+
+
+def test_a_deterministic_method_keeps_its_test_sampling_uncertainty():
+    """No spread over seeds (a rule, the oracle): the CI is the bootstrap one, not a zero-width interval."""
+    cell = aggregate([_rec(s, 0.83, 0.79, 0.87) for s in range(3)])
+    assert cell.estimates["auc"].to_dict() == pytest.approx({"value": 0.83, "ci_low": 0.79, "ci_high": 0.87})
+    near_one = aggregate([_rec(s, 0.99, 0.95, 1.0) for s in range(3)]).estimates["auc"]
+    assert near_one.ci_high == 1.0  # clipped to what the metric can take
 
 
 def test_fewer_than_three_seeds_keep_the_lowest_seed_bootstrap_ci():

@@ -24,7 +24,7 @@ def labelled_scores(draw, ties: bool = True):
     return y, scores
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores(), st.sampled_from([np.exp, np.tanh, lambda x: 3 * x + 7, lambda x: np.cbrt(x) - 1]))
 def test_auc_is_invariant_to_monotone_transforms_and_matches_sklearn(data, transform):
     y, s = data
@@ -33,7 +33,7 @@ def test_auc_is_invariant_to_monotone_transforms_and_matches_sklearn(data, trans
     assert math.isclose(point("auc", y, transform(s / 10.0)), point("auc", y, s / 10.0), abs_tol=1e-12)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores(ties=True))
 def test_top_k_metrics_lie_between_what_any_tie_order_allows(data):
     y, s = data
@@ -47,7 +47,7 @@ def test_top_k_metrics_lie_between_what_any_tie_order_allows(data):
         assert lo - 1e-12 <= point(key, y, s) <= hi + 1e-12, key
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(labelled_scores(ties=False))
 def test_without_ties_top_k_metrics_equal_a_sorted_list(data):
     y, s = data
@@ -62,7 +62,7 @@ words = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
 lines = st.lists(words, min_size=1, max_size=8).map(" ".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.lists(words, min_size=1, max_size=20).map(" ".join),
                           st.lists(lines, min_size=0, max_size=40).map("\n".join)), min_size=1, max_size=5),
        st.integers(1, 200), st.integers(0, 300))
