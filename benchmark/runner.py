@@ -62,10 +62,12 @@ def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False)
         return Dataset.load(resolve_spec(entry.spec, data_dir))
     folder = Path(data_dir) / f"{entry.world}-{entry.leads}-s{entry.seed}"
     spec_file = folder / "spec.yaml"
-    if not spec_file.is_file() or load_spec(spec_file).generated_by != identity(entry.world, entry.leads, entry.seed):
+    spec = load_spec(spec_file) if spec_file.is_file() else None
+    if spec is None or spec.generated_by != identity(entry.world, entry.leads, entry.seed):
         generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
+        spec = load_spec(spec_file)  # as read back from its folder (file paths resolve against it)
     # results are filed under the profile's dataset name, not the world's
-    return Dataset.load(replace(load_spec(spec_file), name=entry.name))
+    return Dataset.load(replace(spec, name=entry.name))
 
 
 _SPLITS: dict[tuple, tuple[Dataset, SplitSet]] = {}
