@@ -54,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="joblib backend; dask/ray send jobs to a cluster (see README)")
     r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
 
+    c = command("curve", help="matched-budget learning curves: every method trained on the same N leads")
+    c.add_argument("--profile", default="quick", help="profile name (benchmark/profiles) or YAML path")
+    c.add_argument("--train-sizes", type=lambda s: [x if x == "all" else int(x) for x in _csv_list(s)],
+                   help="comma-separated training sizes, 'all' = the whole training split (default: the profile's "
+                        "curves.train_sizes)")
+    c.add_argument("--dataset", help="a dataset name of the profile")
+    c.add_argument("--methods", type=_csv_list, help="comma-separated method names (default: curves.methods)")
+    c.add_argument("--seeds", type=lambda s: [int(x) for x in _csv_list(s)], help="comma-separated seeds")
+    c.add_argument("--out", type=Path, default=None,
+                   help="curves directory (default: results/curves for quick, results/<profile>/curves otherwise)")
+    c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a profile key (repeatable)")
+    c.add_argument("--force", action="store_true", help="recompute finished points")
+    c.add_argument("--jobs", type=int, default=1, help="jobs run in parallel through joblib (default 1)")
+
     t = command("tables", help="render Table 1 and Table 2 from result files only")
     t.add_argument("--results", type=Path, default=Path("results"))
     t.add_argument("--check", action="store_true", help="exit 1 if the committed tables differ from the results")
@@ -107,6 +122,30 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_curve(a: argparse.Namespace) -> int:
+    from benchmark import curves, runner
+    from benchmark.profile import load_profile
+
+    profile = load_profile(a.profile, a.overrides)
+    datasets = None
+    if a.dataset:
+        named = {d.name: d for d in profile.datasets}
+        if a.dataset not in named:
+            from feature_store.errors import ConfigError
+            raise ConfigError(f"no dataset '{a.dataset}' in profile '{profile.name}'", hint=f"known: {sorted(named)}")
+        datasets = [named[a.dataset]]
+    out = a.out if a.out is not None else default_out(profile.name) / curves.FOLDER
+    records = curves.run_curves(profile, out, a.train_sizes, methods=a.methods, seeds=a.seeds, datasets=datasets,
+                                force=a.force, jobs=a.jobs)
+    if runner.main_process():
+        print(f"wrote {out / curves.MARKDOWN}")
+    failed = [r for r in records if r.status == "failed"]
+    for r in failed:
+        print(f"failed: {r.dataset}/{r.method}/seed{r.seed} (n_train {r.dataset_info.get('n_train')}): {r.reason}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 def default_out(profile_name: str) -> Path:
     """results/ for the default profile, results/<profile>/ for any other: the dataset names
     (benchmark, industrial) are the same in every profile, so sharing one directory would make a
@@ -115,18 +154,19 @@ def default_out(profile_name: str) -> Path:
 
 
 def cmd_tables(a: argparse.Namespace) -> int:
-    from benchmark import tables
+    from benchmark import curves, tables
 
     tables.require_results(a.results)
+    curve_dir = a.results / curves.FOLDER
     if a.check:
-        stale = tables.check_tables(a.results)
+        stale = tables.check_tables(a.results) + (curves.check_curves(curve_dir) if curve_dir.is_dir() else [])
         if stale:
             print("tables differ from the result files: " + ", ".join(stale)
                   + " (run `leadrank tables` to regenerate)", file=sys.stderr)
             return 1
         print("tables match the result files")
         return 0
-    for path in tables.write_tables(a.results):
+    for path in tables.write_tables(a.results) + (curves.write_curves(curve_dir) if curve_dir.is_dir() else []):
         print(f"wrote {path}")
     return 0
 
@@ -173,7 +213,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"generate": cmd_generate, "run": cmd_run, "tables": cmd_tables, "list": cmd_list,
+    handler = {"generate": cmd_generate, "run": cmd_run, "curve": cmd_curve, "tables": cmd_tables, "list": cmd_list,
                "validate": cmd_validate}[args.command]
     try:
         return handler(args)

@@ -51,7 +51,7 @@ def no_network() -> Iterator[None]:
 def contract_profile(data_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Profile:
     """The quick profile shrunk for the contract: tiny worlds, few resamples, one epoch."""
     base = [f"data_dir={data_dir}", "eval.bootstrap=50", "ctr.epochs=1", "llm.train_max_leads=256",
-            "llm.max_length=256", "eval.test_max_leads=600",
+            "llm.max_length=256", "eval.test_negatives=500",
             "h_text.provider=tfidf"]  # the +h_text rows' contract is about the method; minilm is tested on its own
     return load_profile("quick", [*base, *overrides])
 

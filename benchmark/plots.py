@@ -37,7 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 from sklearn.metrics import roc_curve
 
-from benchmark.metrics import Ranking, point, top_k
+from benchmark.metrics import Ranking, cut_weight, point
 from benchmark.results import RunRecord, all_runs
 from benchmark.significance import paired_scores
 from feature_store.files import atomic_path
@@ -68,27 +68,33 @@ def links(dataset: str) -> str:
     return "Plots: " + " · ".join(f"[{title}](plots/{quote(dataset)}/{name}.png)" for name, title in PLOTS.items())
 
 
-def capture_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(leads called, conversions captured) at the end of each tie group, from (0, 0).
+def capture_curve(y: np.ndarray, scores: np.ndarray, weight: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(leads called, conversions captured) at the end of each tie group, from (0, 0), in sampling
+    weight (= leads of the test split; unit weights when the whole split was scored).
 
     The curve is linear between these points, which is the pro-rata tie rule of
-    ``benchmark.metrics``: ``np.interp(k, *capture_curve(y, s))`` is the number of
+    ``benchmark.metrics``: ``np.interp(k, *capture_curve(y, s, w))`` is the (weighted) number of
     conversions in the top k."""
-    called, captured = Ranking(scores, y).grouped(np.ones((1, len(y))))
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+    called, captured = Ranking(scores, y).grouped(w[None, :])
     return np.r_[0.0, np.cumsum(called[0])], np.r_[0.0, np.cumsum(captured[0])]
 
 
-def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> tuple[np.ndarray, np.ndarray, float]:
+def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS, weight: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, float]:
     """Mean predicted and observed rate in ``n_bins`` equal-count bins, and the ECE over them.
 
     Equal counts (not equal widths) because conversion probabilities crowd near 0:
     equal-width bins would put almost every lead into the first one. ECE =
     Σ_b n_b / N · |observed_b − predicted_b|. (scikit-learn's ``calibration_curve``
-    does not return the bin sizes the ECE needs.)"""
+    does not return the bin sizes the ECE needs.) With sampling weights (a case-control
+    sample) the means and the bin sizes are weighted, so they describe the whole test split."""
+    w = np.ones(len(p)) if weight is None else np.asarray(weight, dtype=np.float64)
     bins = np.array_split(np.argsort(p, kind="stable"), min(n_bins, len(p)))
-    predicted = np.array([p[b].mean() for b in bins])
-    observed = np.array([np.asarray(y)[b].mean() for b in bins])
-    sizes = np.array([len(b) for b in bins])
+    predicted = np.array([np.average(p[b], weights=w[b]) for b in bins])
+    observed = np.array([np.average(np.asarray(y)[b], weights=w[b]) for b in bins])
+    sizes = np.array([w[b].sum() for b in bins])
     return predicted, observed, float(np.sum(sizes * np.abs(observed - predicted)) / sizes.sum())
 
 
@@ -105,15 +111,18 @@ def write_plots(out: Path) -> list[Path]:
     written = []
     for dataset, methods in sorted(by_dataset.items()):
         runs = [min(recs, key=lambda r: r.seed) for _, recs in sorted(methods.items())]
-        y, scores = paired_scores(out, runs)
+        y, w, scores = paired_scores(out, runs)
         curves = sorted((Curve(r.method, r.family, s, point("auc", y, s)) for r, s in zip(runs, scores)),
                         key=lambda c: (-c.auc, c.method))
         _style(curves)
         folder = plot_dir(out, dataset)
         folder.mkdir(parents=True, exist_ok=True)
         title = f"{dataset}: N = {len(y):,} test leads, {int(y.sum()):,} conversions"
+        if np.any(w != 1.0):
+            title = (f"{dataset}: case-control sample of {len(y):,} test leads ({int(y.sum()):,} conversions), "
+                     f"weighted to the {w.sum():,.0f} leads of the test split")
         for name in PLOTS:
-            fig = _DRAW[name](y, curves)
+            fig = _DRAW[name](y, w, curves)
             fig.suptitle(title, fontsize=10)
             path = folder / f"{name}.png"
             with atomic_path(path) as tmp:
@@ -137,11 +146,11 @@ def _legend(ax, **kw) -> None:
     ax.legend(fontsize=7, frameon=False, **kw)
 
 
-def _roc(y: np.ndarray, curves: list[Curve]) -> Figure:
+def _roc(y: np.ndarray, w: np.ndarray, curves: list[Curve]) -> Figure:
     fig = Figure(figsize=(5.5, 5.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     for c in curves:
-        fpr, tpr, _ = roc_curve(y, c.scores)
+        fpr, tpr, _ = roc_curve(y, c.scores, sample_weight=w)
         ax.plot(fpr, tpr, c.style, color=c.color, lw=1.2, label=f"{c.method} (AUC {c.auc:.4f})")
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8, label="random")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1), title="ROC")
@@ -149,13 +158,13 @@ def _roc(y: np.ndarray, curves: list[Curve]) -> Figure:
     return fig
 
 
-def _gains(y: np.ndarray, curves: list[Curve]) -> Figure:
+def _gains(y: np.ndarray, w: np.ndarray, curves: list[Curve]) -> Figure:
     fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     gains, lift = fig.subplots(1, 2)
-    n, n_pos = len(y), y.sum()
+    n, n_pos = w.sum(), (w * y).sum()
     share = np.geomspace(max(1.0 / n, 1e-3), 1.0, 200)
     for c in curves:
-        called, captured = capture_curve(y, c.scores)
+        called, captured = capture_curve(y, c.scores, w)
         gains.plot(called / n, captured / n_pos, c.style, color=c.color, lw=1.2, label=c.method)
         lift.plot(share, np.interp(share * n, called, captured) / n_pos / share, c.style, color=c.color, lw=1.2,
                   label=c.method)
@@ -172,16 +181,16 @@ def _gains(y: np.ndarray, curves: list[Curve]) -> Figure:
     return fig
 
 
-def _capacity(y: np.ndarray, curves: list[Curve]) -> Figure:
+def _capacity(y: np.ndarray, w: np.ndarray, curves: list[Curve]) -> Figure:
     fig = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     reach, hit = fig.subplots(1, 2)
-    n, n_pos = len(y), y.sum()
+    n, n_pos = w.sum(), (w * y).sum()
     pct = np.geomspace(TABLE_K[0] / 2, 100.0, 200)
     marks = np.array(TABLE_K)
     for c in curves:
-        called, captured = capture_curve(y, c.scores)
+        called, captured = capture_curve(y, c.scores, w)
         for ks, kw in ((pct, dict(ls=c.style, lw=1.2)), (marks, dict(ls="", marker="o", ms=4))):
-            k = np.array([top_k(n, p) for p in ks], dtype=np.float64)
+            k = np.array([cut_weight(n, p) for p in ks])
             got = np.interp(k, called, captured)
             reach.plot(ks, got / n_pos, color=c.color, label=c.method if ks is pct else None, **kw)
             hit.plot(ks, got / k, color=c.color, **kw)
@@ -200,13 +209,13 @@ def _capacity(y: np.ndarray, curves: list[Curve]) -> Figure:
     return fig
 
 
-def _calibration(y: np.ndarray, curves: list[Curve]) -> Figure:
+def _calibration(y: np.ndarray, w: np.ndarray, curves: list[Curve]) -> Figure:
     fig = Figure(figsize=(5.8, 6.0), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     shown = [c for c in curves if is_probability(c)]
     top = 0.0
     for c in shown:
-        predicted, observed, ece = reliability(y, c.scores)
+        predicted, observed, ece = reliability(y, c.scores, weight=w)
         ax.plot(predicted, observed, c.style, marker="o", ms=3, color=c.color, lw=1.2,
                 label=f"{c.method} (ECE {ece:.4f})")
         top = max(top, predicted.max(), observed.max())

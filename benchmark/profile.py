@@ -20,9 +20,9 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 import leadrank_api as api
 from benchmark import registry
@@ -64,10 +64,22 @@ class EvalSettings(Settings):
 
     bootstrap: int = 1000
     """Stratified bootstrap resamples for 95 % CIs."""
-    test_max_leads: int | None = None
-    """Score every method on a fixed-seed stratified subsample of this many test leads (null = all)."""
+    test_positives: Annotated[int, Field(ge=1)] | None = None
+    """Case-control test sample: score every test positive up to this many (null = all of them)."""
+    test_negatives: Annotated[int, Field(ge=1)] | None = None
+    """... and this many random test negatives (null = all). P@K / R@K weight each lead by the inverse of its
+    class's sampling fraction; with both null every test lead is scored with weight 1."""
     subsample_seed: int = 0
-    """Seed of that subsample (never a method's seed: every row sees the same leads)."""
+    """Seed of that sample (never a method's seed: every row sees the same leads)."""
+
+
+class CurveSettings(Settings):
+    """Matched-budget learning curves (the ``curves:`` section; ``leadrank curve``)."""
+
+    train_sizes: list[Annotated[int, Field(ge=2)] | Literal["all"]] = [1000, 3000, 10000, "all"]
+    """Training leads per curve point ('all' = the whole training split); nested, stratified subsamples."""
+    methods: Literal["all"] | list[str] = "all"
+    """'all' (the profile's methods) or a list of names."""
 
 
 class Core(Settings):
@@ -85,6 +97,8 @@ class Core(Settings):
     """Where generated worlds and caches live."""
     eval: EvalSettings = EvalSettings()
     """Scoring and confidence intervals."""
+    curves: CurveSettings = CurveSettings()
+    """Learning curves."""
     h_text: HTextSettings = HTextSettings()
     """The text embedding injected into the +h_text rows."""
 

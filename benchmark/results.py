@@ -3,7 +3,7 @@
 Layout (names are fixed; tools read them)::
 
     <out>/runs/<dataset>/<method>/seed<k>.json            config, provenance, timings, metrics
-    <out>/runs/<dataset>/<method>/seed<k>.scores.parquet  lead_id, score, label for every test lead
+    <out>/runs/<dataset>/<method>/seed<k>.scores.parquet  lead_id, score, label, weight for every scored test lead
 
     <out>/runs/<dataset>/<method>/seed<k>.log             the traceback, where the job failed
 
@@ -122,9 +122,13 @@ def read_scores(out: Path, record: RunRecord) -> pd.DataFrame:
     return pd.read_parquet(scores_path(out, record.dataset, record.method, record.seed))
 
 
-def finished(out: Path, dataset: str, method: str, seed: int, fingerprint: str) -> bool:
-    """True when this job has an ``ok`` or ``n/a`` result for the same data (a changed dataset
-    reruns, and so does a job that failed)."""
+FULL_SAMPLE = {"design": "full"}  # every test lead scored, weight 1 (results from before the key existed)
+
+
+def finished(out: Path, dataset: str, method: str, seed: int, fingerprint: str,
+             test_sample: dict[str, Any] = FULL_SAMPLE) -> bool:
+    """True when this job has an ``ok`` or ``n/a`` result for the same data and the same test sample
+    (a changed dataset or ``eval.test_*`` reruns, and so does a job that failed)."""
     jp = json_path(out, dataset, method, seed)
     if not jp.is_file():
         return False
@@ -132,7 +136,8 @@ def finished(out: Path, dataset: str, method: str, seed: int, fingerprint: str) 
         record = read_run(jp)
     except json.JSONDecodeError:
         return False
-    return record.fingerprint == fingerprint and record.status != "failed"
+    return (record.fingerprint == fingerprint and record.status != "failed"
+            and record.dataset_info.get("test_sample", FULL_SAMPLE) == test_sample)
 
 
 def all_runs(out: Path) -> list[RunRecord]:

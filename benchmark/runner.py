@@ -14,6 +14,7 @@ never sinks a run. One runner at a time writes to a results folder (a lock).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 import traceback
@@ -48,11 +49,15 @@ def main_process() -> bool:
 LOCK = ".leadrank.lock"
 
 
+ALL_LEADS = 2 ** 62  # a learning-curve point that trains on the whole training split
+
+
 @dataclass(frozen=True)
 class Job:
     entry: DatasetEntry
     method: str
     seed: int
+    train_size: int | None = None  # a learning-curve point: train on this many leads (SplitSet.with_train_budget)
 
 
 def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False) -> Dataset:
@@ -77,11 +82,12 @@ def load_splits(entry: DatasetEntry, profile: Profile, progress: bool = False) -
     """Dataset and its splits, cached per process (all methods of a table share them).
 
     The key holds everything the splits depend on: the entry, the data folder and the
-    evaluation settings (the test subsample)."""
-    key = (entry, profile.data_dir, profile.eval)
+    evaluation settings (the test sample)."""
+    ev = profile.eval
+    key = (entry, profile.data_dir, ev)
     if key not in _SPLITS:
         ds = resolve_dataset(entry, profile.data_dir, progress)
-        _SPLITS[key] = (ds, ds.splits(profile.eval.test_max_leads, profile.eval.subsample_seed))
+        _SPLITS[key] = (ds, ds.splits(ev.test_positives, ev.test_negatives, ev.subsample_seed))
     return _SPLITS[key]
 
 
@@ -105,7 +111,7 @@ def missing_requirement(method: type[api.Method], splits: SplitSet) -> str:
 
 
 def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | None = None,
-         datasets: list[DatasetEntry] | None = None) -> list[Job]:
+         datasets: list[DatasetEntry] | None = None, train_size: int | None = None) -> list[Job]:
     """Every job of the profile: each dataset with each method of its table and each seed.
 
     Every chosen method's settings are validated here, before any job runs."""
@@ -121,7 +127,7 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
         tables = ("table1", "table2") if entry.table == "all" else (entry.table,)
         for m in chosen:
             if any(t in registered[m].tables for t in tables):
-                jobs.extend(Job(entry, m, s) for s in (seeds or profile.seeds))
+                jobs.extend(Job(entry, m, s, train_size) for s in (seeds or profile.seeds))
     return jobs
 
 
@@ -129,7 +135,9 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     """Run one job and write its result; None when it was already finished."""
     profile.register_variants()  # a worker process has only the packages' own variants
     ds, splits = load_splits(job.entry, profile, progress)
-    if not force and finished(out, ds.name, job.method, job.seed, ds.fingerprint):
+    if job.train_size is not None:
+        splits = splits.with_train_budget(job.train_size, profile.eval.subsample_seed)
+    if not force and finished(out, ds.name, job.method, job.seed, ds.fingerprint, splits.truth.sample.to_dict()):
         return None
     cls = registry.get(job.method)
     settings = api.method_settings(cls, profile.config)
@@ -139,7 +147,7 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
                 n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
                 config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config},
                 provenance=provenance())
-    why = missing_requirement(cls, splits)
+    why = missing_requirement(cls, splits) or _beyond_cap(cls, settings, splits, job)
     if why:
         record = RunRecord(status="n/a", reason=why, **base)
         if main_process():
@@ -155,7 +163,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
             write_run(out, record, None, log=traceback.format_exc())
         return record
     if main_process():
-        write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label}))
+        write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label,
+                                             "weight": truth.weight}))
     return record
 
 
@@ -173,7 +182,7 @@ def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, s
     if scores.shape != (len(test),) or not np.all(np.isfinite(scores)):
         raise DataError(f"method '{cls.name}' returned {scores.shape} scores "
                         f"({int((~np.isfinite(scores)).sum())} not finite) for {len(test)} test leads")
-    metrics = evaluate(splits.truth.label, scores, profile.eval.bootstrap, seed=ctx.seed)
+    metrics = evaluate(splits.truth.label, scores, profile.eval.bootstrap, seed=ctx.seed, weight=splits.truth.weight)
     t3 = time.perf_counter()
     # what the method read of the dataset's input view (its own declaration, checked by the contract)
     inputs = {"inputs": method.inputs(test.schema).to_dict()}
@@ -198,6 +207,15 @@ def prepare_inputs(cls: type[api.Method], ds: Dataset, splits: SplitSet,
     return (splits.train, splits.valid, splits.test), {}
 
 
+def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Job) -> str:
+    """Why a learning-curve point is past what this method trains on ('' when it is not)."""
+    cap = cls.train_cap(settings)
+    if job.train_size is None or cap is None or len(splits.train) <= cap:
+        return ""
+    return (f"trains on at most {cap:,} leads (its own subsample), fewer than this curve point's "
+            f"{len(splits.train):,}")
+
+
 def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
     """The table(s) a result is shown in: the entry's, or for a dataset of both tables (a user's spec,
     public data) the method's own, so a Table-2 rule does not appear as an extra row of Table 1."""
@@ -207,10 +225,18 @@ def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
 def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:
     return {"world": entry.world, "leads": len(ds.frame), "split": ds.spec.split.kind,
             "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test),
+            "n_train_pos": int(splits.train.y.sum()), "train_ids_sha256": ids_sha256(splits.train.ids),
             "test_positive_rate": float(splits.truth.label.mean()),
+            "test_sample": splits.truth.sample.to_dict(),
             # what the data has decides which rows are n/a; the table footnote says so
             "has_text": splits.test.schema.has_text, "has_stage": splits.test.stage is not None,
             "has_outcomes": bool(ds.spec.outcomes.columns)}
+
+
+def ids_sha256(ids: np.ndarray) -> str:
+    """SHA-256 of the sorted lead ids, one per line as text: the same leads give the same hash on any
+    machine and for any id dtype (a learning curve's proof that every method trained on the same leads)."""
+    return hashlib.sha256("\n".join(map(str, np.sort(ids))).encode()).hexdigest()
 
 
 def _seed_everything(seed: int) -> None:
@@ -256,9 +282,11 @@ def _backend(jobs: int, backend: str, scheduler: str | None) -> Iterator[None]:
 
 def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: list[int] | None = None,
         datasets: list[DatasetEntry] | None = None, force: bool = False, progress: bool = True,
-        jobs: int = 1, backend: str = "loky", scheduler: str | None = None) -> list[RunRecord]:
-    """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib."""
-    plan_ = plan(profile, methods, seeds, datasets)
+        jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+        train_size: int | None = None) -> list[RunRecord]:
+    """Run every job of the plan; with ``jobs > 1`` (or a cluster backend) through joblib.
+    ``train_size``: one point of a learning curve (:mod:`benchmark.curves`)."""
+    plan_ = plan(profile, methods, seeds, datasets, train_size)
     progress = progress and main_process()
     if not plan_:
         raise ConfigError("nothing to run: no chosen method belongs to the table of any chosen dataset",

@@ -126,13 +126,17 @@ def bootstrap_p(diffs: np.ndarray) -> float:
     return float(min(1.0, 2.0 * min(below, above)))
 
 
-def paired_scores(out: Path, records: list[RunRecord]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Labels and each record's scores, aligned on the first record's lead order."""
+def paired_scores(out: Path, records: list[RunRecord]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Labels, sampling weights and each record's scores, aligned on the first record's lead order.
+
+    Score files written before the weight column existed scored the whole test split: weight 1."""
     frames = [read_scores(out, r) for r in records]
-    ids = frames[0]["lead_id"].to_numpy()
+    first = frames[0]
+    ids = first["lead_id"].to_numpy()
     aligned = [f if np.array_equal(f["lead_id"].to_numpy(), ids) else f.set_index("lead_id").loc[ids].reset_index()
                for f in frames]
-    return frames[0]["label"].to_numpy(), [f["score"].to_numpy() for f in aligned]
+    weight = first["weight"].to_numpy(np.float64) if "weight" in first else np.ones(len(first))
+    return first["label"].to_numpy(), weight, [f["score"].to_numpy() for f in aligned]
 
 
 def choose_reference(auc: dict[str, float], preferred: tuple[str, ...], preferred_name: str) -> tuple[str | None, str]:
@@ -159,13 +163,13 @@ def compare(out: Path, runs: dict[str, RunRecord], auc: dict[str, float], prefer
     others = sorted(m for m in runs if m != reference)
     if reference is None or not others:
         return result
-    y, (ref, *scores) = paired_scores(out, [runs[reference]] + [runs[m] for m in others])
+    y, w, (ref, *scores) = paired_scores(out, [runs[reference]] + [runs[m] for m in others])
     boot_keys = tuple(k for k in keys if k != "auc")
-    boots = bootstrap(y, [ref, *scores], boot_keys, n_resamples, seed=0) if boot_keys else {}
+    boots = bootstrap(y, [ref, *scores], boot_keys, n_resamples, seed=0, weight=w) if boot_keys else {}
     for i, (method, s) in enumerate(zip(others, scores), start=1):
         tests = {"auc": delong_test(y, s, ref)} if "auc" in keys else {}
         for k in boot_keys:
-            tests[k] = Test(point(k, y, s), point(k, y, ref), bootstrap_p(boots[k][i] - boots[k][0]))
+            tests[k] = Test(point(k, y, s, w), point(k, y, ref, w), bootstrap_p(boots[k][i] - boots[k][0]))
         result.tests[method] = tests
     return holm(result)
 

@@ -24,7 +24,7 @@ from tabulate import tabulate
 
 import leadrank_api as api
 from benchmark import plots, registry, significance
-from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, point
+from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, parse_key, point
 from benchmark.results import RunRecord, all_runs
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_write_text
@@ -42,6 +42,7 @@ LAYOUT = {"table1": ("auc",), "table2": METRIC_KEYS}
 TITLES = {"table1": "Table 1", "table2": "Table 2"}
 # What each table's claim is compared against: the rows that are some row's baseline (Table 1: the
 # six CTR models without h_text; Table 2: asLLR w/o HPRO), named so; see benchmark.significance.
+THIN_TOP = 10  # sampled negatives in a top-K below which the footnote calls P@K / R@K coarse
 REFERENCE_NAME = {"table1": "the best CTR model without h_text", "table2": "asLLR (w/o HPRO)"}
 HEAD = {"auc": "AUC", "p_at_0.1": "P@0.1%", "p_at_1.0": "P@1.0%", "r_at_5.0": "R@5.0%"}
 
@@ -103,11 +104,11 @@ def paired_over_seeds(out: Path, a: list[RunRecord], b: list[RunRecord], keys: t
 def paired(out: Path, a: RunRecord, b: RunRecord, keys: tuple[str, ...], relative: bool,
            n_resamples: int) -> dict[str, Estimate]:
     """a − b (or (a − b) / b) per metric, with a paired bootstrap CI over the same test leads."""
-    y, (sa, sb) = significance.paired_scores(out, [a, b])
-    boots = bootstrap(y, [sa, sb], keys, n_resamples, seed=0)
+    y, w, (sa, sb) = significance.paired_scores(out, [a, b])
+    boots = bootstrap(y, [sa, sb], keys, n_resamples, seed=0, weight=w)
     res = {}
     for k in keys:
-        va, vb = point(k, y, sa), point(k, y, sb)
+        va, vb = point(k, y, sa, w), point(k, y, sb, w)
         da, db = boots[k]
         if relative:
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -241,14 +242,41 @@ def _first(records: list[RunRecord]) -> RunRecord:
     return min((r for r in records if r.status == "ok"), key=lambda r: r.seed)
 
 
+def _test_leads_line(r: RunRecord) -> str:
+    """Which test leads every row was scored on: the whole split, or the case-control design and its fractions."""
+    info = r.dataset_info
+    split = f"{info.get('split', 'temporal')} split"
+    sample = info.get("test_sample", {"design": "full"})
+    if sample["design"] == "full":
+        return (f"Test leads: N = {r.n_test:,}, positives = {r.n_pos:,} ({100 * r.n_pos / max(r.n_test, 1):.2f} %); "
+                f"{split}; every row is scored on these same leads.")
+    fp = sample["positives"] / sample["positives_in_split"]
+    fn = sample["negatives"] / sample["negatives_in_split"]
+    return (f"Test leads: a case-control sample of the {split}'s "
+            f"{sample['positives_in_split'] + sample['negatives_in_split']:,} leads, every row scored on the same "
+            f"{r.n_test:,}: {sample['positives']:,} of its {sample['positives_in_split']:,} positives (fraction "
+            f"{fp:.4g}) and {sample['negatives']:,} of its {sample['negatives_in_split']:,} negatives (fraction "
+            f"{fn:.4g}), seed {sample['seed']}. Each lead is weighted by the inverse of its class's fraction: "
+            "P@K, R@K and the plots estimate the whole split (k and N in weight); AUC and the DeLong test need no "
+            "weights (uniform within a class)." + _thin_top(sample))
+
+
+def _thin_top(sample: dict) -> str:
+    """A warning for each K whose top K % of the weight holds few sampled negatives: there one heavy
+    negative decides P@K, and its bootstrap CI undercovers (tests/test_metrics.py measures it)."""
+    ks = sorted({parse_key(k)[1] for k in METRIC_KEYS if k != "auc"})
+    thin = [(k, k / 100 * sample["negatives"]) for k in ks if k / 100 * sample["negatives"] < THIN_TOP]
+    return "".join(f" P@{k:g} % / R@{k:g} % are coarse: the top {k:g} % holds only ~{n:.1f} sampled negatives "
+                   f"(fewer than {THIN_TOP}), so their CIs undercover; raise eval.test_negatives." for k, n in thin)
+
+
 def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[str]) -> str:
     ok = [r for r in records if r.status == "ok"]
     lines = []
     if ok:
         r = ok[0]
         info = r.dataset_info
-        lines.append(f"Test leads: N = {r.n_test:,}, positives = {r.n_pos:,} ({100 * r.n_pos / max(r.n_test, 1):.2f} %); "
-                     f"{info.get('split', 'temporal')} split; every row is scored on these same leads.")
+        lines.append(_test_leads_line(r))
     lines.append("95 % CIs: stratified bootstrap over test leads; where ≥ 3 seeds ran, the mean over seeds with the "
                  "wider of the t-interval over seeds and the seeds' mean bootstrap CI (gains and lifts likewise, "
                  "from the per-seed paired bootstraps). "

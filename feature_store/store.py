@@ -324,11 +324,45 @@ class _WatchedFrame(pd.DataFrame):
 
 
 @dataclass(frozen=True)
+class EvalSample:
+    """How the scored test leads were drawn from the test split: every lead, or a case-control sample.
+
+    Case-control: every test positive up to ``positives``, and ``negatives`` random negatives. Each
+    scored lead stands for ``1 / fraction`` leads of its class in the split, so weighted P@K / R@K
+    estimate the whole split's values, while AUC needs no weights (they are uniform within a class)."""
+
+    positives: int
+    positives_in_split: int
+    negatives: int
+    negatives_in_split: int
+    seed: int
+
+    @property
+    def case_control(self) -> bool:
+        return (self.positives, self.negatives) != (self.positives_in_split, self.negatives_in_split)
+
+    def weights(self, label: np.ndarray) -> np.ndarray:
+        """Each scored lead's weight: the inverse of its class's sampling fraction (1.0 for the whole split)."""
+        w_pos = self.positives_in_split / max(self.positives, 1)
+        w_neg = self.negatives_in_split / max(self.negatives, 1)
+        return np.where(np.asarray(label) == 1, w_pos, w_neg).astype(np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a result records (and what a rerun compares before reusing it)."""
+        if not self.case_control:
+            return {"design": "full"}
+        return {"design": "case-control", "positives": self.positives, "positives_in_split": self.positives_in_split,
+                "negatives": self.negatives, "negatives_in_split": self.negatives_in_split, "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class Truth:
-    """Test labels, held by the runner (never by a method) to compute metrics."""
+    """Test labels and sampling weights, held by the runner (never by a method) to compute metrics."""
 
     ids: np.ndarray
     label: np.ndarray
+    weight: np.ndarray
+    sample: EvalSample
 
 
 @dataclass(frozen=True)
@@ -337,6 +371,17 @@ class SplitSet:
     valid: Split
     test: Split
     truth: Truth
+
+    def with_train_budget(self, n: int, seed: int) -> "SplitSet":
+        """Train cut to ``n`` leads, and valid to as many leads pro rata (a learning curve's budget of labelled
+        leads), test untouched. Nested and stratified: each class is put in one fixed random order (``seed``
+        only: the same leads for every method) and the first ``round(n · share)`` of each are kept, so a
+        smaller budget's leads are a subset of a larger one's and every size keeps the split's positive
+        share (at least one positive)."""
+        if n >= len(self.train):
+            return self
+        n_valid = round(n * len(self.valid) / max(len(self.train), 1))
+        return replace(self, train=_nested(self.train, n, seed), valid=_nested(self.valid, n_valid, seed))
 
 
 class Dataset:
@@ -360,15 +405,15 @@ class Dataset:
         """Row indices of (train, valid, test) by the spec's split rule."""
         return split_indices(self.spec, self.frame)
 
-    def splits(self, test_max_leads: int | None = None, subsample_seed: int = 0) -> SplitSet:
-        """Encoded train/valid/test; test optionally a fixed-seed stratified subsample.
+    def splits(self, test_positives: int | None = None, test_negatives: int | None = None,
+               subsample_seed: int = 0) -> SplitSet:
+        """Encoded train/valid/test; test optionally a fixed-seed case-control sample (:class:`EvalSample`).
 
-        The subsample depends only on the dataset and ``subsample_seed`` — never on
+        The sample depends only on the dataset, the two sizes and ``subsample_seed`` — never on
         a method or its seed — so every method of a table is scored on the same leads."""
         fit, valid, test = self.split_indices()
         sp, label = self.spec, self.frame[self.spec.label].to_numpy()
-        if test_max_leads and len(test) > test_max_leads:
-            test = _stratified_subsample(test, label[test], test_max_leads, subsample_seed)
+        test, sample = _case_control(test, label[test], test_positives, test_negatives, subsample_seed)
         enc = TableEncoder(sp.categorical, sp.numeric).fit(self.frame.iloc[fit])
         schema = Schema(dataset=sp.name, categorical=sp.categorical, numeric=enc.numeric_names, text=sp.text,
                         cardinalities=enc.cardinalities, stage_order=sp.stage_order if sp.current_stage else (),
@@ -377,7 +422,8 @@ class Dataset:
         ids = lead_ids(sp, self.frame)
         parts = [self._make_split(name, idx, ids[idx], enc, schema, protected=(name == "test"))
                  for name, idx in (("train", fit), ("valid", valid), ("test", test))]
-        return SplitSet(*parts, truth=Truth(ids=parts[2].ids, label=label[test].astype(np.int8)))
+        y = label[test].astype(np.int8)
+        return SplitSet(*parts, truth=Truth(ids=parts[2].ids, label=y, weight=sample.weights(y), sample=sample))
 
     def _make_split(self, name: str, idx: np.ndarray, ids: np.ndarray, enc: TableEncoder, schema: Schema,
                     protected: bool) -> Split:
@@ -403,7 +449,26 @@ class Dataset:
             protected=protected)
 
 
-def _stratified_subsample(idx: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` of the rows ``idx`` (labels ``y``), sorted, keeping the share of positives (rounded)."""
-    n_pos = int(round(n * int((y == 1).sum()) / len(idx)))
-    return np.sort(idx[class_sample(y, n_pos, n - n_pos, np.random.default_rng([seed, 31337]))])
+def _case_control(idx: np.ndarray, y: np.ndarray, max_pos: int | None, max_neg: int | None,
+                  seed: int) -> tuple[np.ndarray, EvalSample]:
+    """The rows of ``idx`` (labels ``y``) to score: at most ``max_pos`` positives and ``max_neg``
+    negatives, each class drawn at random (null = all of the class), sorted."""
+    n_pos, n_neg = int((y == 1).sum()), int((y != 1).sum())
+    keep_pos = n_pos if max_pos is None else min(max_pos, n_pos)
+    keep_neg = n_neg if max_neg is None else min(max_neg, n_neg)
+    sample = EvalSample(keep_pos, n_pos, keep_neg, n_neg, seed)
+    if not sample.case_control:
+        return idx, sample
+    return np.sort(idx[class_sample(y, keep_pos, keep_neg, np.random.default_rng([seed, 31337]))]), sample
+
+
+def _nested(split: Split, n: int, seed: int) -> Split:
+    """The first ``n`` leads of ``split`` in a fixed per-class random order, both classes pro rata."""
+    if n >= len(split):
+        return split
+    y = split.y
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    rng = np.random.default_rng([seed, 8191])
+    pos, neg = rng.permutation(pos), rng.permutation(neg)
+    n_pos = min(len(pos), max(1, round(n * len(pos) / len(y))))
+    return split.take(np.sort(np.concatenate([pos[:n_pos], neg[:n - n_pos]])))

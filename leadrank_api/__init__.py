@@ -115,6 +115,14 @@ class Method:
         return _per_table(cls.baseline, table)
 
     @classmethod
+    def train_cap(cls, settings: Mapping[str, Settings]) -> int | None:
+        """The most training leads this method uses with these settings (None = every lead it is given).
+
+        A learning curve does not run a method past its cap: beyond it the method would train on its
+        own subsample, not on the leads every other row of that size trains on."""
+        return None
+
+    @classmethod
     def check_settings(cls, settings: Mapping[str, Settings]) -> None:
         """Raise ConfigError for settings this method cannot run with (called before any job runs).
 

@@ -78,6 +78,10 @@ class AsLLR(Method):
         self.backbone_dir: Path | None = None  # a backbone build shared with other models (h_text folds)
 
     @classmethod
+    def train_cap(cls, settings: Mapping[str, Settings]) -> int | None:
+        return settings["llm"].train_max_leads
+
+    @classmethod
     def check_settings(cls, settings: Mapping[str, Settings]) -> None:
         """Refuse settings this method cannot run with, before any job starts."""
         cfg = settings["llm"]

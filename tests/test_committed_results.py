@@ -20,3 +20,25 @@ def test_results_are_committed():
 @pytest.mark.parametrize("out", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS.parent)))
 def test_committed_tables_match_committed_runs(out):
     assert tables.check_tables(out) == []
+
+
+@pytest.mark.parametrize("out", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS.parent)))
+def test_every_committed_score_file_has_its_sampling_weights(out):
+    """Each scores file carries a weight per lead: 1.0 where the whole test split was scored, else the
+    inverse sampling fraction of the lead's class, as its result JSON's test_sample records."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    for scores in sorted(out.glob("runs/*/*/seed*.scores.parquet")):
+        df = pd.read_parquet(scores)
+        sample = json.loads(scores.with_name(scores.name.replace(".scores.parquet", ".json")).read_text()
+                            )["dataset_info"].get("test_sample", {"design": "full"})
+        assert "weight" in df, scores
+        if sample["design"] == "full":
+            assert (df["weight"] == 1.0).all(), scores
+        else:
+            pos = df["label"] == 1
+            assert np.allclose(df["weight"][pos], sample["positives_in_split"] / sample["positives"]), scores
+            assert np.allclose(df["weight"][~pos], sample["negatives_in_split"] / sample["negatives"]), scores

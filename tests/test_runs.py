@@ -33,7 +33,13 @@ def test_result_files_follow_the_contract(run_out):
     assert rec["fingerprint"] and rec["provenance"]["packages"]["numpy"] and "git_commit" in rec["provenance"]
     assert set(rec["timings"]) >= {"fit_s", "score_s"}
     scores = pd.read_parquet(out / "runs/tiny-industrial/logreg/seed0.scores.parquet")
-    assert list(scores.columns) == ["lead_id", "score", "label"] and len(scores) == rec["n_test"]
+    assert list(scores.columns) == ["lead_id", "score", "label", "weight"] and len(scores) == rec["n_test"]
+    sample = rec["dataset_info"]["test_sample"]  # the contract profile scores a case-control sample
+    assert sample["design"] == "case-control" and sample["negatives"] == 500
+    w = scores.groupby("label")["weight"].agg(["min", "max", "sum"])
+    assert (w["min"] == w["max"]).all()  # uniform within a class
+    assert w.loc[0, "sum"] == pytest.approx(sample["negatives_in_split"])
+    assert w.loc[1, "sum"] == pytest.approx(sample["positives_in_split"])
 
 
 def test_finished_jobs_are_skipped_and_force_recomputes(run_out):
@@ -62,6 +68,11 @@ def test_interrupted_job_reruns_and_changed_data_reruns(run_out):
     rec = runner.run(profile, out, methods=["logreg"], datasets=entries[:1], progress=False)
     assert [r.method for r in rec] == ["logreg"]
     assert not results.finished(out, "tiny-benchmark", "logreg", 0, "another-fingerprint")
+    fp = results.read_run(jp).fingerprint
+    sample = results.read_run(jp).dataset_info["test_sample"]
+    assert results.finished(out, "tiny-benchmark", "logreg", 0, fp, sample)
+    assert not results.finished(out, "tiny-benchmark", "logreg", 0, fp, sample | {"negatives": 499})
+    assert not results.finished(out, "tiny-benchmark", "logreg", 0, fp)  # the whole split is another sample
 
 
 def test_tables_show_every_paper_row_and_the_oracle_on_top(run_out):

@@ -115,30 +115,16 @@ def _split_before(spec, df):
     return (*newest(rest, t, s.valid_fraction), test)
 
 
-def _subsample_before(idx, y, n, seed):
-    rng = np.random.default_rng([seed, 31337])
-    pos, neg = idx[y == 1], idx[y != 1]
-    n_pos = int(round(n * len(pos) / len(idx)))
-    return np.sort(np.concatenate([rng.choice(pos, n_pos, replace=False), rng.choice(neg, n - n_pos, replace=False)]))
-
-
-def _assert_same_cut(ds, max_leads=(None, 7, 40)):
+def _assert_same_cut(ds):
     cut = ds.split_indices()
     before = _split_before(ds.spec, ds.frame)
     assert all((a == b).all() for a, b in zip(cut, before))
-    y = ds.frame[ds.spec.label].to_numpy()
-    for n in max_leads:
-        for seed in (0, 5):
-            test = ds.splits(n, seed).truth.ids
-            test_before = before[2]
-            if n and n < len(test_before):
-                test_before = _subsample_before(test_before, y[test_before], n, seed)
-            assert (test == ds.frame[ds.spec.id].to_numpy()[test_before]).all()
+    assert (ds.splits().truth.ids == ds.frame[ds.spec.id].to_numpy()[before[2]]).all()
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(20, 120), st.integers(1, 30), st.booleans(), st.integers(0, 2**16))
-def test_split_and_subsample_select_the_same_leads_as_before(n, distinct_times, random_split, seed):
+def test_split_selects_the_same_leads_as_before(n, distinct_times, random_split, seed):
     rng = np.random.default_rng(seed)
     df = _toy(n)
     df["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, distinct_times, n), unit="D")
@@ -155,7 +141,32 @@ def test_split_and_subsample_select_the_same_leads_as_before(n, distinct_times, 
 
 def test_a_generated_world_is_cut_as_before(tiny_splits):
     ds, _ = tiny_splits
-    _assert_same_cut(ds, max_leads=(None, 300))
+    _assert_same_cut(ds)
+
+
+# ---- case-control test samples ------------------------------------------------------------------------
+
+def test_case_control_sample_keeps_the_asked_counts_and_weights_to_the_split(tiny_splits):
+    ds, _ = tiny_splits
+    full = ds.splits()
+    y_full = full.truth.label
+    n_pos, n_neg = int(y_full.sum()), int((y_full == 0).sum())
+    assert (full.truth.weight == 1.0).all() and not full.truth.sample.case_control
+    cc = ds.splits(test_positives=n_pos // 2, test_negatives=100, subsample_seed=3)
+    t = cc.truth
+    assert int(t.label.sum()) == n_pos // 2 and int((t.label == 0).sum()) == 100
+    assert set(t.ids) <= set(full.truth.ids) and len(set(t.ids)) == len(t.ids)
+    assert t.weight.sum() == pytest.approx(len(y_full))  # each lead stands for 1/fraction leads of its class
+    assert np.allclose(t.weight[t.label == 1], n_pos / (n_pos // 2))
+    assert np.allclose(t.weight[t.label == 0], n_neg / 100)
+    assert (cc.test.ids == t.ids).all()
+    again = ds.splits(test_positives=n_pos // 2, test_negatives=100, subsample_seed=3).truth
+    other = ds.splits(test_positives=n_pos // 2, test_negatives=100, subsample_seed=4).truth
+    assert (again.ids == t.ids).all() and not np.array_equal(other.ids, t.ids)
+    assert t.sample.to_dict() == {"design": "case-control", "positives": n_pos // 2, "positives_in_split": n_pos,
+                                  "negatives": 100, "negatives_in_split": n_neg, "seed": 3}
+    # asking for more than the split holds keeps the whole split, unweighted
+    assert ds.splits(test_positives=10 ** 6, test_negatives=10 ** 6).truth.sample.to_dict() == {"design": "full"}
 
 
 @settings(max_examples=150, deadline=None)
