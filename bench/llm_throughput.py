@@ -7,6 +7,10 @@ Measures, in one process and one precision:
   real prompts of a small synthetic world;
 * the share of padding tokens in training batches with length bucketing and
   without (random batches of the same draws), and in scoring batches;
+* training leads/s with LoRA in every block and in the top k only
+  (``llm.lora_layers``; default k = a quarter of the blocks, rounded up), on
+  the same prompts in the same batches, epochs in alternation, and their
+  ratio (goal: >= 2);
 * achieved FLOP/s — 2 x (non-embedding parameters) x (real tokens) for a
   forward; 4 x for training (forward + input-gradient backward; the frozen
   weights get no weight gradient) — as a ratio to a plain ``torch.matmul`` of
@@ -19,7 +23,7 @@ JSON line with machine info in ``results/bench/llm_throughput.jsonl`` (``bench/_
 Usage::
 
     .venv/bin/python bench/llm_throughput.py --profile standard --score-leads 64 --train-leads 16
-    .venv/bin/python bench/llm_throughput.py --profile quick
+    .venv/bin/python bench/llm_throughput.py --profile quick --lora-layers 1
     .venv/bin/python bench/llm_throughput.py --set llm.dtype=fp32 --set llm.threads=1 --out /tmp/t.json
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -47,7 +52,7 @@ from benchmark.profile import load_profile  # noqa: E402
 from benchmark.runner import load_splits  # noqa: E402
 from feature_store.typed import parse  # noqa: E402
 from leadrank_api import torch_threads  # noqa: E402
-from llm_ranker.backbones import compute_dtype, fast_cpu_bf16, load_backbone  # noqa: E402
+from llm_ranker.backbones import backbone_dir, compute_dtype, fast_cpu_bf16, load_backbone  # noqa: E402
 from llm_ranker.config import LLMParams  # noqa: E402
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce  # noqa: E402
 from llm_ranker.model import LeadRanker  # noqa: E402
@@ -81,15 +86,17 @@ def gemm_flops_per_s(shapes: list[tuple[int, int]], rows: int, dtype: torch.dtyp
 
 
 def prompts_ids(cfg: LLMParams, cache: Path, data_dir: Path, n: int):
-    """Token ids of ``n`` real training prompts (a 3,000-lead synthetic world) and the backbone."""
+    """Token ids of ``n`` real training prompts (a 3,000-lead synthetic world), the backbone build
+    (a ranker adapts its backbone in place, so each ranker loads its own) and the loaded backbone."""
     from benchmark.contract import contract_profile
 
     _, splits = load_splits(tiny_entry("table1"), contract_profile(data_dir))
     train = splits.train.take(np.arange(min(n, len(splits.train))))
     parts = PromptBuilder(train.schema, make_summarizer(cfg.summarizer, cfg.summarize_min_words)).parts(train)
-    backbone = load_backbone(cfg, cache, corpus=[p.render() for p in parts])
+    path = backbone_dir(cfg, cache, corpus=[p.render() for p in parts])
+    backbone = load_backbone(cfg, cache, path=path)
     budget = TokenBudget(hf_token_spans(backbone.tokenizer), cfg.max_length, cfg.dialogue_tokens, backbone.n_special)
-    return backbone, backbone.tokenizer(budget.fit(parts))["input_ids"], train.y
+    return path, backbone, backbone.tokenizer(budget.fit(parts))["input_ids"], train.y
 
 
 def padding_shares(lengths: np.ndarray, labels: np.ndarray, cfg: LLMParams) -> dict[str, float]:
@@ -114,14 +121,36 @@ def time_scoring(model: LeadRanker, ids: list[list[int]], pad_id: int, cfg: LLMP
 
 
 def time_training(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, pad_id: int, cfg: LLMParams,
-                  dtype) -> tuple[float, int]:
+                  dtype, warm_up: bool = True) -> tuple[float, int]:
     """Seconds and real tokens for one epoch of the real trainer over ``ids``, after a warm-up batch."""
     terms = [LossTerm("bce", cfg.alpha, pointwise_bce), LossTerm("ce", cfg.lambda_ce, answer_ce)]
     trainer = Trainer(cfg.model_copy(update={"pos_rate": 0.0}), terms, BucketedOversampler(cfg.batch_size, 0.0), seed=0, dtype=dtype)
-    warm = slice(0, cfg.batch_size)
-    trainer.fit(model, ids[warm], {"label": labels[warm]}, pad_id)
+    if warm_up:
+        warm = slice(0, cfg.batch_size)
+        trainer.fit(model, ids[warm], {"label": labels[warm]}, pad_id)
     report = trainer.fit(model, ids, {"label": labels}, pad_id)
     return report.seconds, int(sum(len(x) for x in ids))
+
+
+def time_lora_layers(path: Path, cfg: LLMParams, k: int, ids: list[list[int]], labels: np.ndarray, pad_id: int,
+                     device: torch.device, dtype, cache: Path, rounds: int) -> dict:
+    """Training leads/s with LoRA in every block and in the top ``k`` on the same prompts and batches
+    (a fresh backbone and the same seed for each), and the ratio. The box may be shared, so the two
+    train in alternation for ``rounds`` epochs each and the fastest epoch of each counts."""
+    models = {}
+    for name, layers in (("every", None), ("top_k", k)):
+        run = cfg.model_copy(update={"lora_layers": layers})
+        torch.manual_seed(0)
+        models[name] = run, LeadRanker(load_backbone(run, cache, path=path), run).to(device)
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(rounds):
+        for name, (run, model) in models.items():
+            seconds[name].append(time_training(model, ids, labels, pad_id, run, dtype, warm_up=i == 0)[0])
+    best = {name: min(s) for name, s in seconds.items()}
+    return {"k": k, "leads": len(ids), "epoch_s": {n: [round(x, 2) for x in s] for n, s in seconds.items()},
+            "every_leads_per_s": round(len(ids) / best["every"], 3),
+            "top_k_leads_per_s": round(len(ids) / best["top_k"], 3),
+            "speedup": round(best["every"] / best["top_k"], 3), "goals": {"speedup": 2.0}}
 
 
 def rates(leads: int, seconds: float, tokens: int, flops: float, gemm: float) -> dict[str, float]:
@@ -137,9 +166,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-leads", type=int, default=16)
     ap.add_argument("--padding-leads", type=int, default=1500, help="prompts used for the padding shares")
     ap.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes)")
+    ap.add_argument("--lora-layers", type=int, metavar="K",
+                    help="k of the top-k LoRA training figure (default: a quarter of the blocks, rounded up)")
+    ap.add_argument("--lora-rounds", type=int, default=2, help="alternating epochs of each for the top-k figure")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--no-record", action="store_true", help="print only; append nothing to results/bench/")
     a = ap.parse_args(argv)
+    if (a.lora_layers is not None and a.lora_layers < 1) or a.lora_rounds < 1:
+        ap.error("--lora-layers and --lora-rounds must be at least 1")
 
     profile = load_profile(a.profile, a.overrides)
     cfg = parse(LLMParams, profile.config.get("llm"), section="llm")
@@ -151,8 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "threads": cfg.threads or torch.get_num_threads(), "compile": a.compile}
     with torch_threads(cfg.threads):
         t0 = time.perf_counter()
-        backbone, ids, labels = prompts_ids(cfg, profile.cache_dir, profile.data_dir,
-                                            max(a.padding_leads, a.score_leads, a.train_leads))
+        path, backbone, ids, labels = prompts_ids(cfg, profile.cache_dir, profile.data_dir,
+                                                  max(a.padding_leads, a.score_leads, a.train_leads))
         report["load_s"] = round(time.perf_counter() - t0, 1)
         lengths = np.array([len(x) for x in ids])
         report["prompt_tokens"] = {"mean": round(float(lengths.mean()), 1), "p50": int(np.median(lengths)),
@@ -171,10 +205,16 @@ def main(argv: list[str] | None = None) -> dict:
         score_s, score_tokens = time_scoring(model, ids[:a.score_leads], backbone.pad_id, cfg, dtype)
         train_s, train_tokens = time_training(model, ids[:a.train_leads], labels[:a.train_leads], backbone.pad_id,
                                               cfg, dtype)
+        blocks = backbone.model.config.num_hidden_layers
+        k = a.lora_layers if a.lora_layers is not None else math.ceil(blocks / 4)
+        lora_layers = {"blocks": blocks} | time_lora_layers(
+            path, cfg, k, ids[:a.train_leads], labels[:a.train_leads], backbone.pad_id, device, dtype,
+            profile.cache_dir, a.lora_rounds)
         gemm_after = gemm_flops_per_s(shapes, rows, dtype, device)
     gemm = (gemm_before + gemm_after) / 2  # the box may be shared: average the two ends of the run
     report |= {"score": rates(a.score_leads, score_s, score_tokens, 2 * params * score_tokens, gemm),
                "train": rates(a.train_leads, train_s, train_tokens, 4 * params * train_tokens, gemm),
+               "lora_layers": lora_layers,
                "gemm": {"rows": rows, "gflop_per_s_before": round(gemm_before / 1e9, 2),
                         "gflop_per_s_after": round(gemm_after / 1e9, 2)}}
     report["overrides"] = a.overrides

@@ -182,7 +182,20 @@ def llm_rows(lines: list[dict]) -> list[Row]:
                      _ctx(x, f"padding share: train random {x['padding_share']['train_random']:.2f}, "
                              f"bucketed {x['padding_share']['train_bucketed']:.2f}, "
                              f"score sorted {x['padding_share']['score_sorted']:.2f}")))
+        rows.append(lora_layers_row(x))
     return rows
+
+
+def lora_layers_row(x: dict) -> Row:
+    """Training leads/s with LoRA in the top k blocks / in every block, same prompts and batches."""
+    ll = x.get("lora_layers")
+    if ll is None:
+        return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up", NOT_YET, "≥ 2", "–", "")
+    g = ll["goals"]["speedup"]
+    return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up (k = {ll['k']} of {ll['blocks']} blocks; "
+            "same run)", f"{ll['speedup']:.2f}", f"≥ {g:g}", _holds(ll["speedup"], g, at_most=False),
+            _ctx(x, f"{ll['top_k_leads_per_s']:,.2f} vs {ll['every_leads_per_s']:,.2f} training leads/s "
+                    f"over {ll['leads']} leads, fastest of {len(ll['epoch_s']['every'])} alternating epochs each"))
 
 
 def quick_profile_rows(lines: list[dict]) -> list[Row]:

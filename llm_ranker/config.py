@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from leadrank_api import Params
 
 
@@ -74,6 +76,8 @@ class LLMParams(Params):
     """Dropout on the LoRA path (the heads' dropout is head_dropout)."""
     lora_targets: str | tuple[str, ...] = "all-linear"
     """Modules that get LoRA: 'all-linear' or a list of module names."""
+    lora_layers: int | None = Field(default=None, ge=1)
+    """LoRA only in the top k transformer blocks (null = every block, the paper's)."""
     head_hidden: int = 256
     """Hidden width of each scalar head."""
     head_dropout: float = 0.5

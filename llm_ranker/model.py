@@ -17,6 +17,10 @@ Dropout 0.5 (the paper's value) is applied to the pooled vector as it enters
 each scalar head and between the head's two layers; LoRA has its own, smaller
 dropout (``llm.lora_dropout``). The QA path (pooled -> LM head) has none, so
 its probabilities are the language model's.
+
+LoRA sits in every transformer block (the paper's) or, with ``llm.lora_layers
+= k``, in the top k only (:func:`lora_config`): a cheaper fine-tune, since the
+blocks below then run forward only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from feature_store.errors import ConfigError
 from llm_ranker.backbones import Backbone
 from llm_ranker.config import LLMParams
 
@@ -65,18 +70,40 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return width - 1 - attention_mask.flip(-1).argmax(-1)
 
 
+def lora_config(model: nn.Module, cfg: LLMParams):
+    """peft's LoraConfig for ``cfg``: LoRA in every block, or with ``llm.lora_layers = k`` in the top k.
+
+    With the top k only, the blocks below hold no trainable weight and their input (the frozen
+    embeddings) needs no gradient, so autograd records nothing there: they cost a forward pass and
+    no backward (tested). peft refuses ``layers_to_transform`` with the string 'all-linear', so that
+    shorthand is spelled out as the names of the blocks' linear layers (the LM head is not in a block)."""
+    from peft import LoraConfig
+
+    targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
+    layers = None
+    if cfg.lora_layers is not None:
+        blocks = model.config.num_hidden_layers
+        if cfg.lora_layers > blocks:
+            raise ConfigError(f"llm.lora_layers={cfg.lora_layers} exceeds the backbone's {blocks} transformer blocks",
+                              hint=f"use 1..{blocks}, or null for every block")
+        layers = list(range(blocks - cfg.lora_layers, blocks))
+        if targets == "all-linear":
+            targets = sorted({name.rsplit(".", 1)[-1] for name, m in model.get_decoder().layers.named_modules()
+                              if isinstance(m, nn.Linear)})
+    return LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, layers_to_transform=layers, bias="none")
+
+
 class LeadRanker(nn.Module):
     """LoRA backbone + named scalar heads + the tied LM head for the answer token."""
 
     def __init__(self, backbone: Backbone, cfg: LLMParams, head_names: tuple[str, ...] = ("pointwise",)):
         super().__init__()
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         if hasattr(backbone.model, "peft_config"):  # get_peft_model adapts the model in place
             raise ValueError("this backbone already carries LoRA adapters; load a fresh one per ranker")
-        targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
-        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=targets, bias="none")
+        lora = lora_config(backbone.model, cfg)
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5; not ours to fix
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             self.lm = get_peft_model(backbone.model, lora)  # freezes every backbone weight
