@@ -21,6 +21,16 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _train_sizes(text: str) -> list[int | str]:
+    """'1000,3000,all' -> [1000, 3000, 'all']."""
+    sizes = []
+    for item in _csv_list(text):
+        if item != "all" and not (item.isdigit() and int(item) >= 2):
+            raise argparse.ArgumentTypeError(f"'{item}' is not a number of leads (>= 2) or 'all'")
+        sizes.append(item if item == "all" else int(item))
+    return sizes
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --debug is accepted before and after the subcommand (SUPPRESS keeps a later default from
     # overwriting an earlier --debug)
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = command("curve", help="matched-budget learning curves: every method trained on the same N leads")
     c.add_argument("--profile", default="quick", help="profile name (benchmark/profiles) or YAML path")
-    c.add_argument("--train-sizes", type=lambda s: [x if x == "all" else int(x) for x in _csv_list(s)],
+    c.add_argument("--train-sizes", type=_train_sizes,
                    help="comma-separated training sizes, 'all' = the whole training split (default: the profile's "
                         "curves.train_sizes)")
     c.add_argument("--dataset", help="a dataset name of the profile")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from feature_store.store import Schema, Split
+from leadrank_api import torch_threads
+from llm_ranker.config import LLMParams
+from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce
 
 CALL_1 = """[call 1 on 2024-03-02]
 Advisor: Hello, this is Li Wei from the Zephyr showroom, is now a good time?
@@ -54,3 +58,22 @@ def tiny_backbone(cache_dir, corpus: list[str] | None = None, **shape):
         corpus = [p.render() for p in PromptBuilder(split.schema, ExtractiveSummarizer()).parts(split)]
     cfg = LLMParams(tiny=TinyBackbone(vocab=shape.pop("vocab", 600), **shape))
     return load_backbone(cfg, cache_dir, corpus)
+
+
+# ---- a trainable tiny ranker (tests/test_llm_model.py, tests/test_lora_layers.py) ---------------------
+
+TRAIN_CFG = LLMParams(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
+TERMS = [LossTerm("bce", 2.0, pointwise_bce), LossTerm("ce", 0.5, answer_ce)]
+HOT = "Lead profile\n- Signals: intent {w}, calls {n}\nWill this lead lock an order? Answer:"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matrices: one thread is several times faster than two on a busy 2-core box."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def backbone_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bb")

@@ -5,31 +5,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from llm_fixtures import tiny_backbone
+from llm_fixtures import HOT, TERMS, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 
 from llm_ranker.config import LLMParams
-from llm_ranker.losses import LossTerm, answer_ce, bce_loss, pointwise_bce, qa_loss, total_loss
+from llm_ranker.losses import LossTerm, bce_loss, pointwise_bce, qa_loss, total_loss
 from llm_ranker.model import LeadRanker, last_token_index
 from llm_ranker.sampler import BucketedOversampler, length_buckets, oversample, padding_share
 from llm_ranker.scoring import apply_rule
-from leadrank_api import torch_threads
 from llm_ranker.trainer import Trainer, exposure, pad_batch, predict
 
-CFG = LLMParams(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
-TERMS = [LossTerm("bce", 2.0, pointwise_bce), LossTerm("ce", 0.5, answer_ce)]
-HOT = "Lead profile\n- Signals: intent {w}, calls {n}\nWill this lead lock an order? Answer:"
+CFG = TRAIN_CFG
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matrices: one thread is several times faster than two on a busy 2-core box."""
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("bb")
 
 
 @pytest.fixture

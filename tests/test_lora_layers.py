@@ -5,40 +5,28 @@ import re
 import numpy as np
 import pytest
 import torch
-from llm_fixtures import tiny_backbone
+from llm_fixtures import HOT, TERMS, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 
 from feature_store.errors import ConfigError
 from feature_store.typed import parse
-from leadrank_api import torch_threads
 from llm_ranker.config import LLMParams
-from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce, total_loss
+from llm_ranker.losses import total_loss
 from llm_ranker.model import LeadRanker
 from llm_ranker.sampler import BucketedOversampler
 from llm_ranker.trainer import Trainer, pad_batch, predict
 
 BLOCKS = 4
-CFG = LLMParams(lr_heads=3e-3, lr_lora=3e-3, batch_size=8, pos_rate=0.5, warmup_ratio=0.0, head_dropout=0.1)
+CFG = TRAIN_CFG
 TOP1 = CFG.model_copy(update={"lora_layers": 1})
-TERMS = [LossTerm("bce", 2.0, pointwise_bce), LossTerm("ce", 0.5, answer_ce)]
-PROMPT = "Lead profile\n- Signals: intent {w}, calls {n}\nWill this lead lock an order? Answer:"
 LINEAR = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("bb")
 
 
 @pytest.fixture
 def backbone(backbone_dir):
     """A fresh 4-block backbone per ranker (LoRA adapts a model in place), loaded from one build."""
-    return lambda: tiny_backbone(backbone_dir, [PROMPT.format(w=w, n=n) for w in ("hot", "cold") for n in range(8)],
+    return lambda: tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold") for n in range(8)],
                                  layers=BLOCKS)
 
 
@@ -49,7 +37,7 @@ def ranker(backbone, cfg):
 
 def toy_batch(bb, n=16):
     labels = np.arange(n) % 2
-    texts = [PROMPT.format(w="hot" if y else "cold", n=i % 5) for i, y in enumerate(labels)]
+    texts = [HOT.format(w="hot" if y else "cold", n=i % 5) for i, y in enumerate(labels)]
     return bb.tokenizer(texts)["input_ids"], labels
 
 
