@@ -8,8 +8,8 @@ Benches or variants without a line show "not yet measured".
     .venv/bin/python bench/render.py           # rewrite the table between the markers in bench/README.md
     .venv/bin/python bench/render.py --check   # exit 1 if bench/README.md differs from what the jsonl files give
 
-``results/bench/quick_profile.jsonl`` (written by whoever times ``./run_all.sh``;
-nothing here runs it) holds one object per line::
+``results/bench/quick_profile.jsonl`` (written by ``bench/quick_profile.py``;
+render.py never runs it) holds one object per line::
 
     {"bench": "quick_profile", "time": ..., "commit": ..., "machine": {...},   # as _record.record writes
      "total_s": 1034.0,                    # wall seconds of ./run_all.sh (quick profile), end to end

@@ -104,7 +104,7 @@ def render(curves: Path) -> str:
         by_cell: dict[tuple[str, int], list[RunRecord]] = defaultdict(list)
         for r in records:
             by_cell[(r.method, _size_of(r))].append(r)
-        rows, notes = [], {}
+        rows, notes = [], defaultdict(lambda: defaultdict(list))  # reason -> row label -> sizes
         for row in table_rows(table, {r.method for r in records}):
             if not any(m == row.method for m, _ in by_cell):
                 continue
@@ -117,7 +117,7 @@ def render(curves: Path) -> str:
                     cells.append(fmt(cell.estimates["auc"], "auc"))
                 else:
                     cells.append(cell.status)
-                    notes.setdefault(cell.reason, []).append(f"{row.label} at {n:,}")
+                    notes[cell.reason][row.label].append(f"{n:,}")
             rows.append(cells)
         head = ["Method"] + [f"{n:,} ({sizes[n].dataset_info['n_train_pos']:,} pos)" for n in sorted(sizes)]
         test = records[0]
@@ -125,7 +125,8 @@ def render(curves: Path) -> str:
                   tabulate(rows, headers=head, tablefmt="github", disable_numparse=True), "",
                   f"- Columns: training leads (positives); test: {test.n_test:,} leads, {test.n_pos:,} positives, the "
                   "same for every cell.",
-                  *(f"- {status_note}: {', '.join(where)}." for status_note, where in notes.items()),
+                  *(f"- n/a, {reason}: " + "; ".join(f"{label} at {', '.join(sizes)}" for label, sizes in where.items())
+                    + "." for reason, where in notes.items()),
                   f"- Plot: [{dataset}/curves.png]({quote(dataset)}/curves.png)", ""]
     return "\n".join(parts)
 
@@ -172,11 +173,11 @@ def _figure(dataset: str, records: list[RunRecord]) -> Figure:
         if row in trained:
             n, e = np.array([p[0] for p in points]), [p[1] for p in points]
             color = cmap(trained.index(row) % cmap.N)
-            ax.plot(n, [x.value for x in e], "-o", ms=3, lw=1.2, color=color, label=row.label)
+            ax.plot(n, [x.value for x in e], "-o", ms=3, lw=1.2, color=color, label=row.label.replace("*", ""))
             ax.fill_between(n, [x.ci_low for x in e], [x.ci_high for x in e], color=color, alpha=0.12, lw=0)
         else:
             ax.axhline(points[-1][1].value, ls="--" if row.method == "oracle" else ":", color="black", lw=1.0,
-                       label=f"{row.label} (ceiling)")
+                       label=f"{row.label.replace('*', '')} (ceiling)")
     ax.set(xscale="log", xlabel="training leads (log scale; the same leads for every method)", ylabel="test AUC",
            title=f"{dataset}: AUC by training budget")
     ax.legend(fontsize=7, frameon=False, loc="lower right")

@@ -212,8 +212,7 @@ def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Jo
     cap = cls.train_cap(settings)
     if job.train_size is None or cap is None or len(splits.train) <= cap:
         return ""
-    return (f"trains on at most {cap:,} leads (its own subsample), fewer than this curve point's "
-            f"{len(splits.train):,}")
+    return f"trains on at most {cap:,} leads (its own subsample): past that a curve point is no matched budget"
 
 
 def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:

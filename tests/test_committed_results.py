@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import tables
+from benchmark import curves, tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-COMMITTED = sorted(p.parent for p in RESULTS.glob("**/runs") if p.is_dir())
+RUNS = sorted(p.parent for p in RESULTS.glob("**/runs") if p.is_dir())
+COMMITTED = [p for p in RUNS if p.parent.name != curves.FOLDER]  # a results folder with tables
+CURVES = sorted(p for p in RESULTS.glob(f"**/{curves.FOLDER}") if p.is_dir())
 
 
 def test_results_are_committed():
@@ -22,7 +24,16 @@ def test_committed_tables_match_committed_runs(out):
     assert tables.check_tables(out) == []
 
 
-@pytest.mark.parametrize("out", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS.parent)))
+@pytest.mark.parametrize("folder", CURVES, ids=lambda p: str(p.relative_to(RESULTS.parent)))
+def test_committed_curves_match_their_runs(folder):
+    assert curves.check_curves(folder) == []
+
+
+def test_quick_curves_are_committed():
+    assert RESULTS / curves.FOLDER in CURVES, "results/curves/ (`leadrank curve`) is missing"
+
+
+@pytest.mark.parametrize("out", RUNS, ids=lambda p: str(p.relative_to(RESULTS.parent)))
 def test_every_committed_score_file_has_its_sampling_weights(out):
     """Each scores file carries a weight per lead: 1.0 where the whole test split was scored, else the
     inverse sampling fraction of the lead's class, as its result JSON's test_sample records."""

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,3 +125,14 @@ def test_cli_list_and_generate(tmp_path):
     gen = subprocess.run([exe, "generate", "--world", "industrial", "--leads", "300", "--seed", "1",
                           "--out", tmp_path / "w"], capture_output=True, text=True, check=True)
     assert "leads/s" in gen.stdout and (tmp_path / "w/spec.yaml").is_file()
+
+
+def test_the_split_cache_follows_the_eval_settings(data_dir):
+    """Within one process, changing eval.* gives another test sample, never the cached one."""
+    from benchmark.runner import load_splits
+
+    a = load_splits(tiny_entry("table1"), contract_profile(data_dir))[1].truth
+    b = load_splits(tiny_entry("table1"), contract_profile(data_dir, ["eval.test_negatives=300"]))[1].truth
+    c = load_splits(tiny_entry("table1"), contract_profile(data_dir, ["eval.subsample_seed=1"]))[1].truth
+    assert int((a.label == 0).sum()) == 500 and int((b.label == 0).sum()) == 300
+    assert not np.array_equal(a.ids, c.ids)
