@@ -87,7 +87,7 @@ def test_extend_refuses_a_circle_and_an_unknown_parent(tmp_path):
 
 
 def test_built_in_profiles_hold_only_their_differences():
-    for name in ("quick", "standard", "paper"):
+    for name in ("quick", "standard", "paper", "gpu"):
         text = (Path(registry.__file__).parent / "profiles" / f"{name}.yaml").read_text()
         assert "extend: base" in text and "hpro:" not in text and "logreg:" not in text
 
