@@ -75,14 +75,21 @@ def feature_name(prefix: str, i: int, column: str) -> str:
 
 
 def float32_inputs(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every input column as float32 (categorical codes included)."""
-    # fit()/predict() np.concatenate all columns: int64 codes + float32 numerics give a float64 copy
-    # of the whole table; all-float32 keeps 4 bytes a cell, and codes below 2**24 stay exact.
+    """The input columns as deepctr-torch concatenates them into one float32 array.
+
+    float32 columns and codes that float32 holds exactly by their type (int16 and narrower) are passed
+    as they are (views of the split's arrays, strided or not: no copy per model); wider codes are
+    converted to float32 (a copy)."""
+    # fit()/predict() np.concatenate all columns: int32/int64 codes + float32 numerics give a float64
+    # copy of the whole table; float32 keeps 4 bytes a cell, and codes below 2**24 stay exact.
     out = {}
     for name, a in columns.items():
+        if np.can_cast(a.dtype, np.float32, "safe"):
+            out[name] = a
+            continue
         if np.issubdtype(a.dtype, np.integer) and a.size and int(np.abs(a).max()) >= MAX_EXACT_CODE:
             raise ValueError(f"input '{name}' has codes >= 2**24, which float32 cannot hold exactly")
-        out[name] = np.ascontiguousarray(a, dtype=np.float32)
+        out[name] = np.asarray(a, dtype=np.float32)
     return out
 
 

@@ -56,8 +56,16 @@ class LightGBMParams(Params):
 class LightGBM(Method):
     @staticmethod
     def _features(split: Split) -> np.ndarray:
-        """Categorical codes and the stage first (``Split.codes``), then the numerics."""
-        return np.hstack([split.codes().astype(np.float64), split.num.astype(np.float64)])
+        """Categorical codes and the stage first (``Split.codes``), then the numerics, as one float32 matrix.
+
+        LightGBM reads one dense matrix of float32 or float64, so this is a copy of the split's arrays
+        (freed once the Dataset is binned). float32 holds the numerics (float32 already) and every code
+        exactly (a code is below the number of train leads, so below 2**24 up to 16M train leads), and
+        LightGBM widens each value to double: the trees are those of a float64 matrix, at half the bytes."""
+        codes, num = split.codes(), split.num
+        x = np.empty((len(split), codes.shape[1] + num.shape[1]), dtype=np.float32)
+        x[:, :codes.shape[1]], x[:, codes.shape[1]:] = codes, num
+        return x
 
     def fit(self, train: Split, valid: Split) -> "LightGBM":
         self.config = cfg = self.section("lightgbm")

@@ -174,6 +174,7 @@ def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, s
     method = cls(ctx)
     tp = time.perf_counter()
     (train, valid, test), prep_info = prepare_inputs(cls, ds, splits, profile)
+    check_memory(cls, ctx.settings, (train, valid, test))
     t0 = time.perf_counter()
     method.fit(train, valid)
     t1 = time.perf_counter()
@@ -205,6 +206,43 @@ def prepare_inputs(cls: type[api.Method], ds: Dataset, splits: SplitSet,
     if "h_text" in cls.requires:
         return attach_h_text(ds, splits, profile.config, profile.cache_dir)
     return (splits.train, splits.valid, splits.test), {}
+
+
+# Memory a method's fit + score takes beyond the loaded splits, by family: (fixed MB, bytes per lead it
+# reads: train leads up to its train cap, valid and test). Measured on the 1M industrial world with
+# `bench/feature_store_scale.py --fit-memory` (results/bench/feature_store.jsonl, 2026-11-28): per family
+# the largest slope and intercept of its methods, rounded up. ctr: xDeepFM, 278 B/lead + 801 MB (DeepFM:
+# 41 + 112); classical: logreg's one-hot design, 854 B/lead (LightGBM: 380); llm: scoring, ~92 KB a lead
+# (the prompts and token lists of every test lead at once; its fit reads a capped sample), with the tiny
+# CPU backbone (a real one adds its weights). The funnel rule and the oracles (under 10 B/lead) and a
+# plugin's family are not checked.
+FIT_MEMORY = {"ctr": (850, 300), "classical": (50, 900), "llm": (0, 95_000)}
+
+
+def check_memory(cls: type[api.Method], settings: Any, parts: tuple[Split, Split, Split]) -> None:
+    """Raise before a fit that would not fit in memory (the estimate from ``FIT_MEMORY`` and the split
+    sizes against the memory available now: psutil, else /proc/meminfo). The job is then recorded as
+    failed with a one-line reason naming both, and the other jobs go on, where a fit past the memory
+    would be killed by the OS and take the whole run with it."""
+    if cls.family not in FIT_MEMORY:
+        return
+    fixed_mb, per_lead = FIT_MEMORY[cls.family]
+    train, valid, test = parts
+    cap = cls.train_cap(settings)
+    leads = min(len(train), len(train) if cap is None else cap) + len(valid) + len(test)
+    need_mb = fixed_mb + per_lead * leads / 2 ** 20
+    try:
+        import psutil
+
+        available_mb = psutil.virtual_memory().available / 2 ** 20
+    except ImportError:
+        with open("/proc/meminfo") as f:
+            available_mb = next(int(line.split()[1]) / 1024 for line in f if line.startswith("MemAvailable:"))
+    if need_mb > available_mb:
+        raise LeadrankError(f"'{cls.name}' needs an estimated {need_mb:,.0f} MB to fit and score {leads:,} leads "
+                            f"({cls.family}: {fixed_mb:,} MB + {per_lead:,} bytes a lead), but {available_mb:,.0f} "
+                            "MB are available", hint="free memory, or score a sample of the test split: "
+                            "eval.test_positives / eval.test_negatives")
 
 
 def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Job) -> str:

@@ -125,6 +125,8 @@ def read(spec: DatasetSpec) -> Ingested:
         sources.append(Source(path, start, n, tuple(available)))
         start += n
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    del frames
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps the batches' freed blocks otherwise
     return Ingested(frame, fingerprint(spec, paths), sources, typer.bad, typer.label_values)
 
 

@@ -19,12 +19,14 @@ computed (validation checks the very same cut).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from feature_store.encoders import TableEncoder
 from feature_store.errors import DataError, OutcomeAccessError
@@ -118,15 +120,68 @@ class Schema:
         return bool(self.stage_order)
 
 
+class TextColumn(Sequence):
+    """One text column of a split: the leads' strings ('' where missing), read on demand from the
+    dataset's column, of which it holds only the row numbers.
+
+    A Python list of a 6M-lead transcript column takes about 5 GB, and every split would hold one.
+    Values are fetched a block of leads at a time, chunk by chunk of the Arrow column: Arrow's
+    ``take`` on a whole chunked column first joins every chunk into one copy."""
+
+    BLOCK = 8192  # leads converted to Python strings at a time while iterating
+
+    def __init__(self, chunks: pa.ChunkedArray, rows: np.ndarray):
+        self._chunks, self.rows = chunks, rows
+        self._starts = np.cumsum([0] + [len(c) for c in chunks.chunks])
+
+    @classmethod
+    def of(cls, column: pd.Series, rows: np.ndarray) -> "TextColumn":
+        """The rows ``rows`` of a frame's text column (an Arrow-backed column is not copied)."""
+        values = pa.array(column, from_pandas=True)
+        return cls(values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values]), np.asarray(rows))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            return TextColumn(self._chunks, self.rows[i])
+        return self._values(self.rows[[i]])[0]
+
+    def __iter__(self) -> Iterator[str]:
+        for start in range(0, len(self.rows), self.BLOCK):
+            yield from self._values(self.rows[start:start + self.BLOCK])
+
+    def take(self, idx: np.ndarray) -> "TextColumn":
+        return TextColumn(self._chunks, self.rows[idx])
+
+    def _values(self, rows: np.ndarray) -> list[str]:
+        chunk = np.searchsorted(self._starts, rows, side="right") - 1
+        out = [""] * len(rows)
+        for k in np.unique(chunk):
+            at = np.flatnonzero(chunk == k)
+            values = self._chunks.chunk(int(k)).take(pa.array(rows[at] - self._starts[k])).to_pylist()
+            for i, v in zip(at.tolist(), values):
+                out[i] = "" if v is None else str(v)
+        return out
+
+
 @dataclass(frozen=True, eq=False)
 class Split:
     """One part of a dataset, as models see it.
 
-    ``cat``: int64 codes (n, n_cat), 0 = unseen in train. ``num``: float32 (n, n_num),
-    scaled with train statistics. ``raw``: the untouched feature values (prompts and
-    models with native categorical handling). ``texts``: text columns. ``stage``:
+    ``cat``: int codes (n, n_cat), 0 = unseen in train: int16, or int32 where a column has more than
+    2**15 codes (``TableEncoder.code_dtype``). ``num``: float32 (n, n_num),
+    scaled with train statistics. ``raw``: the untouched values of the tabular features
+    (prompts and models with native categorical handling). ``texts``: the text columns, one
+    string per lead ('' where missing; a :class:`TextColumn` for a loaded dataset). ``stage``:
     current-stage depth (0 = shallowest, -1 = unknown) or None. ``h_text``: text
     embeddings, attached by the runner for methods that ask for them.
+
+    The texts are not in ``raw``: a split would otherwise hold its own copy of every transcript
+    (at 6M leads, gigabytes per copy), while ``texts`` reads them from the dataset's one copy.
+    ``_codes``: ``codes()`` where the store built it, with ``cat`` a view of its first columns, so
+    the models that read codes and stage together share one array instead of stacking their own.
     """
 
     name: str
@@ -136,9 +191,10 @@ class Split:
     cat: np.ndarray
     num: np.ndarray
     raw: pd.DataFrame
-    texts: dict[str, list[str]]
+    texts: dict[str, Sequence[str]]
     stage: np.ndarray | None
     h_text: np.ndarray | None = None
+    _codes: np.ndarray | None = field(default=None, repr=False)
     _label: np.ndarray | None = field(default=None, repr=False)
     _outcomes: pd.DataFrame | None = field(default=None, repr=False)
     _p_true: np.ndarray | None = field(default=None, repr=False)
@@ -194,17 +250,22 @@ class Split:
         """``cat``, then the current stage as one more categorical (depth + 1; unknown = 0, a level of
         its own) where the data has one: the categorical inputs of every table-only model
         (names and sizes: ``schema.table_categorical``)."""
+        cat = self.cat
         if not self.schema.has_stage:
-            return self.cat
-        return np.column_stack([self.cat, self.stage + 1])
+            return cat
+        stage = self.stage  # read, so a watched split logs the stage
+        return np.column_stack([cat, stage + 1]) if self._codes is None else self._codes
 
     def take(self, idx: np.ndarray) -> "Split":
         """The rows ``idx`` as a new split (same protection, fresh read counter)."""
         def pick(a):
             return None if a is None else a[idx]
-        return replace(self, ids=self.ids[idx], time=self.time[idx], cat=self.cat[idx], num=self.num[idx],
+        codes = pick(self._codes)
+        return replace(self, ids=self.ids[idx], time=self.time[idx], num=self.num[idx],
+                       cat=self.cat[idx] if codes is None else codes[:, :self.cat.shape[1]], _codes=codes,
                        raw=self.raw.iloc[idx].reset_index(drop=True),
-                       texts={k: [v[i] for i in idx] for k, v in self.texts.items()},
+                       texts={k: v.take(idx) if isinstance(v, TextColumn) else [v[i] for i in idx]
+                              for k, v in self.texts.items()},
                        stage=pick(self.stage), h_text=pick(self.h_text), _label=pick(self._label),
                        _outcomes=None if self._outcomes is None else self._outcomes.iloc[idx].reset_index(drop=True),
                        _p_true=pick(self._p_true), _p_true_table=pick(self._p_true_table), reads=Counter())
@@ -414,39 +475,56 @@ class Dataset:
         fit, valid, test = self.split_indices()
         sp, label = self.spec, self.frame[self.spec.label].to_numpy()
         test, sample = _case_control(test, label[test], test_positives, test_negatives, subsample_seed)
-        enc = TableEncoder(sp.categorical, sp.numeric).fit(self.frame.iloc[fit])
+        enc = TableEncoder(sp.categorical, sp.numeric).fit(self.frame, fit)
         schema = Schema(dataset=sp.name, categorical=sp.categorical, numeric=enc.numeric_names, text=sp.text,
                         cardinalities=enc.cardinalities, stage_order=sp.stage_order if sp.current_stage else (),
                         final_stage_order=sp.outcomes.final_stage_order, groups=sp.feature_groups(),
                         numeric_raw=sp.numeric, time_column=sp.time)
         ids = lead_ids(sp, self.frame)
-        parts = [self._make_split(name, idx, ids[idx], enc, schema, protected=(name == "test"))
+        stage = _stage_depth(self.frame[sp.current_stage], sp.stage_order) if sp.current_stage else None
+        parts = [self._make_split(name, idx, ids[idx], enc, schema, stage, protected=(name == "test"))
                  for name, idx in (("train", fit), ("valid", valid), ("test", test))]
+        pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed blocks (the takes') otherwise
         y = label[test].astype(np.int8)
         return SplitSet(*parts, truth=Truth(ids=parts[2].ids, label=y, weight=sample.weights(y), sample=sample))
 
     def _make_split(self, name: str, idx: np.ndarray, ids: np.ndarray, enc: TableEncoder, schema: Schema,
-                    protected: bool) -> Split:
-        sp, df = self.spec, self.frame.iloc[idx].reset_index(drop=True)
-        cat, num = enc.transform(df)
-        stage = None
-        if sp.current_stage:
-            depth = {s: i for i, s in enumerate(sp.stage_order)}
-            stage = np.array([depth.get(v, -1) for v in df[sp.current_stage].astype(object).tolist()], dtype=np.int64)
+                    stage: np.ndarray | None, protected: bool) -> Split:
+        """The rows ``idx``, taken column by column from the frame (never the whole frame, whose texts
+        stay where they are: ``texts`` reads them through :class:`TextColumn`)."""
+        sp, frame = self.spec, self.frame
+
+        def column(c: str | None) -> pd.Series | None:
+            return frame[c].iloc[idx].reset_index(drop=True) if c else None
+
+        def numbers(c: str | None) -> np.ndarray | None:
+            return frame[c].to_numpy(dtype=np.float64)[idx] if c else None
+
+        cat, num = enc.transform(frame, idx)
+        codes = None
+        if stage is not None:  # codes() as one array, ``cat`` a view of it
+            codes = np.empty((len(idx), cat.shape[1] + 1), dtype=cat.dtype)
+            codes[:, :-1], codes[:, -1] = cat, stage[idx] + 1
+            cat, stage = codes[:, :-1], stage[idx]
         outcomes = None
         if sp.outcomes.columns:
-            outcomes = pd.DataFrame({
-                "final_stage": df[sp.outcomes.final_stage] if sp.outcomes.final_stage else None,
-                "call_seconds": df[sp.outcomes.call_seconds] if sp.outcomes.call_seconds else None})
-        time = df[sp.time].to_numpy() if sp.time else np.zeros(len(df), dtype="datetime64[ns]")
+            outcomes = pd.DataFrame({"final_stage": column(sp.outcomes.final_stage),
+                                     "call_seconds": column(sp.outcomes.call_seconds)})
+        time = frame[sp.time].to_numpy()[idx] if sp.time else np.zeros(len(idx), dtype="datetime64[ns]")
         return Split(
-            name=name, schema=schema, ids=ids, time=time, cat=cat, num=num,
-            raw=df[list(sp.features)],
-            texts={c: df[c].fillna("").astype(str).tolist() for c in sp.text},
-            stage=stage, _label=df[sp.label].to_numpy().astype(np.int8), _outcomes=outcomes,
-            _p_true=df[sp.p_true].to_numpy(dtype=np.float64) if sp.p_true else None,
-            _p_true_table=df[sp.p_true_table].to_numpy(dtype=np.float64) if sp.p_true_table else None,
-            protected=protected)
+            name=name, schema=schema, ids=ids, time=time, cat=cat, num=num, _codes=codes,
+            raw=frame[list(sp.categorical + sp.numeric)].iloc[idx].reset_index(drop=True),
+            texts={c: TextColumn.of(frame[c], idx) for c in sp.text},
+            stage=stage, _label=frame[sp.label].to_numpy()[idx].astype(np.int8), _outcomes=outcomes,
+            _p_true=numbers(sp.p_true), _p_true_table=numbers(sp.p_true_table), protected=protected)
+
+
+def _stage_depth(column: pd.Series, order: tuple) -> np.ndarray:
+    """Each lead's current-stage depth in ``order`` (-1 where missing or not in it), int64."""
+    codes, uniques = pd.factorize(column)
+    depth = {s: i for i, s in enumerate(order)}
+    lookup = np.array([depth.get(v, -1) for v in uniques.tolist()] + [-1], dtype=np.int64)
+    return lookup[codes]
 
 
 def _case_control(idx: np.ndarray, y: np.ndarray, max_pos: int | None, max_neg: int | None,

@@ -191,7 +191,11 @@ def _value_of(s: pd.Series):
 
 
 def _first(mask: pd.Series) -> int:
-    return int(np.flatnonzero(mask.to_numpy())[0])
+    return _first_of(mask.to_numpy())
+
+
+def _first_of(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
 
 
 def _value_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
@@ -278,9 +282,12 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
 
 
 def _is_constant(s: pd.Series) -> bool:
-    """Every non-missing value equal (a comparison, not a hash of every long text)."""
-    present = s.dropna()
-    return len(present) > 0 and bool((present == present.iloc[0]).all())
+    """Every non-missing value equal (a comparison, not a hash of every long text, nor a copy of the
+    present values: a text column of millions of leads is gigabytes)."""
+    present = s.notna().to_numpy()
+    if not present.any():
+        return False
+    return bool((s == s.iloc[_first_of(present)]).to_numpy(dtype=bool, na_value=True)[present].all())
 
 
 def _id_like(ing: Ingested, col: str) -> list[Problem]:
@@ -302,7 +309,9 @@ def _text_problems(ing: Ingested, col: str) -> list[Problem]:
     if not (pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s)):
         return [_at_rows(ing, "error", f"text column holds {s.dtype} values, not text", col, [_first(present)],
                          hint=hint)]
-    sample = s[present].head(TEXT_SAMPLE)
+    rows = np.flatnonzero(present.to_numpy())[:TEXT_SAMPLE]
+    head = s.iloc[:rows[-1] + 1] if len(rows) else s.iloc[:0]  # a slice shares the column's memory
+    sample = head[head.notna()]
     not_str = ~sample.map(lambda v: isinstance(v, str)).astype(bool)
     if not_str.any():  # e.g. bytes or lists from a Parquet file
         i = int(sample.index[_first(not_str)])
@@ -369,7 +378,8 @@ def _more_data(spec: DatasetSpec, part: str) -> str:
 
 def _leakage_warnings(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     """Columns that on their own rank leads almost perfectly: likely recorded after the outcome."""
-    df, rng = ing.frame, np.random.default_rng(0)
+    columns = [*spec.categorical, *spec.numeric, *([spec.current_stage] if spec.current_stage else [])]
+    df, rng = ing.frame[list(dict.fromkeys([spec.label, *columns]))], np.random.default_rng(0)  # no texts
     if len(df) > LEAK_SAMPLE:
         df = df.iloc[np.sort(rng.choice(len(df), LEAK_SAMPLE, replace=False))]
     y = df[spec.label].to_numpy().astype(bool)
@@ -377,7 +387,7 @@ def _leakage_warnings(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
         return []
     fold = rng.integers(0, 2, len(df))
     out = []
-    for col in [*spec.categorical, *spec.numeric, *([spec.current_stage] if spec.current_stage else [])]:
+    for col in columns:
         if col in spec.numeric:  # missing ranked lowest and highest: missingness itself can be the leak
             scores = [_numeric_scores(df[col], high) for high in (True, False)]
         else:
