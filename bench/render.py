@@ -204,7 +204,9 @@ def lora_layers_row(x: dict) -> Row:
     """Training leads/s with LoRA in the top k blocks / in every block, same prompts and batches."""
     ll = x.get("lora_layers")
     if ll is None:
-        return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up", NOT_YET, "≥ 2", "–", "")
+        why = "the tiny backbone has 2 blocks (a quarter of them is no block); the goal is SmolLM2's" \
+            if x["profile"] == "quick" else ""
+        return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up", NOT_YET, "≥ 2", "–", why)
     g = ll["goals"]["speedup"]
     return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up (k = {ll['k']} of {ll['blocks']} blocks; "
             "same run)", f"{ll['speedup']:.2f}", f"≥ {g:g}", _holds(ll["speedup"], g, at_most=False),
@@ -213,16 +215,24 @@ def lora_layers_row(x: dict) -> Row:
 
 
 def quick_profile_rows(lines: list[dict]) -> list[Row]:
-    x = latest(lines)
-    if x is None:
+    """The latest line per number of parallel jobs: the default (runner.default_jobs) against the goal,
+    one job at a time (as before parallel jobs were the default) beside it, same machine."""
+    if not lines:
         return [("quick profile", "./run_all.sh end to end (phases: " + ", ".join(QUICK_PHASES) + ")", NOT_YET,
                  "≤ 600 s", "–", "issue 17: 17 min 14 s measured by hand before any fix")]
-    g = x.get("goals", {}).get("total_s", 600)
-    ph = x.get("phases_s", {})
-    phases = ", ".join(f"{k} {ph[k]:.0f} s" if k in ph else f"{k} –" for k in QUICK_PHASES)
-    fresh = " (fresh clone)" if x.get("fresh_clone") else ""
-    return [("quick profile", f"./run_all.sh end to end{fresh}", f"{x['total_s']:.0f} s", f"≤ {g} s",
-             _holds(x["total_s"], g), _ctx(x, phases))]
+    rows: list[Row] = []
+    for jobs in sorted({x.get("jobs", 1) for x in lines}, reverse=True):
+        x = latest(lines, jobs=jobs) or latest(lines)
+        g = x.get("goals", {}).get("total_s", 600)
+        ph = x.get("phases_s", {})
+        phases = ", ".join(f"{k} {ph[k]:.0f} s" if k in ph else f"{k} –" for k in QUICK_PHASES)
+        what = f"{jobs} parallel jobs" if jobs > 1 else "one job at a time"
+        if jobs > 1:
+            phases = f"busy seconds by phase (they overlap): {phases}"
+        fresh = ", fresh clone" if x.get("fresh_clone") else ""
+        rows.append(("quick profile", f"./run_all.sh end to end ({what}{fresh})", f"{x['total_s']:.0f} s",
+                     f"≤ {g} s", _holds(x["total_s"], g), _ctx(x, phases)))
+    return rows
 
 
 SECTIONS: tuple[tuple[str, Callable[[list[dict]], list[Row]]], ...] = (

@@ -21,6 +21,16 @@ def _csv_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _positive_int(text: str) -> int:
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of jobs (>= 1)")
+    return int(text)
+
+
+JOBS_HELP = ("jobs run in parallel through joblib (default: the usable cores divided by the threads one job "
+             "uses, the largest 'threads' setting of the profile: 2 on a 2-core box for quick, 1 for standard)")
+
+
 def _train_sizes(text: str) -> list[int | str]:
     """'1000,3000,all' -> [1000, 3000, 'all']."""
     sizes = []
@@ -59,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile key, e.g. --set eval.bootstrap=200 (repeatable)")
     r.add_argument("--force", action="store_true", help="recompute finished jobs")
-    r.add_argument("--jobs", type=int, default=1, help="jobs run in parallel through joblib (default 1)")
+    r.add_argument("--jobs", type=_positive_int, help=JOBS_HELP)
     r.add_argument("--backend", default="loky", choices=("loky", "dask", "ray"),
                    help="joblib backend; dask/ray send jobs to a cluster (see README)")
     r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
@@ -77,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a profile key (repeatable)")
     c.add_argument("--force", action="store_true", help="recompute finished points")
-    c.add_argument("--jobs", type=int, default=1, help="jobs run in parallel through joblib (default 1)")
+    c.add_argument("--jobs", type=_positive_int, help=JOBS_HELP)
 
     t = command("tables", help="render Table 1 and Table 2 from result files only")
     t.add_argument("--results", type=Path, default=Path("results"))
@@ -119,7 +129,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                                                                                 spec=a.dataset)]
     out = a.out if a.out is not None else default_out(profile.name)
     records = runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force,
-                         jobs=a.jobs, backend=a.backend, scheduler=a.scheduler)
+                         jobs=a.jobs or runner.default_jobs(profile), backend=a.backend, scheduler=a.scheduler)
     for path in tables.write_tables(out) if runner.main_process() else ():
         print(f"wrote {path}")
     failed = [r for r in records if r.status == "failed"]
@@ -146,7 +156,7 @@ def cmd_curve(a: argparse.Namespace) -> int:
         datasets = [named[a.dataset]]
     out = a.out if a.out is not None else default_out(profile.name) / curves.FOLDER
     records = curves.run_curves(profile, out, a.train_sizes, methods=a.methods, seeds=a.seeds, datasets=datasets,
-                                force=a.force, jobs=a.jobs)
+                                force=a.force, jobs=a.jobs or runner.default_jobs(profile))
     if runner.main_process():
         print(f"wrote {out / curves.MARKDOWN}")
     failed = [r for r in records if r.status == "failed"]

@@ -355,15 +355,67 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
         else:
             from joblib import Parallel, delayed
 
+            warm = [delayed(warm_h_text)(group, profile, Path(out), force) for group in _h_text_inputs(plan_)]
+            runs = [delayed(run_job)(job, profile, Path(out), force, False)
+                    for job in sorted(plan_, key=_longest_first)]
             with _backend(jobs, backend, scheduler):
-                results = Parallel(return_as="generator_unordered")(
-                    delayed(run_job)(job, profile, Path(out), force, False) for job in plan_)
-                for rec in results:
-                    done(rec)
+                for rec in Parallel(return_as="generator_unordered")(warm + runs):
+                    if rec is not False:  # False: a warm_h_text task, not a job
+                        done(rec)
     if skipped and progress:
         tqdm.write(f"skipped {skipped} finished job(s) whose results are already in {out} "
                    "(same data; --force recomputes them)")
     return records
+
+
+def default_jobs(profile: Profile) -> int:
+    """``--jobs`` when it is not given: as many jobs as the usable cores hold at the threads each job is
+    set to use (the largest ``threads`` setting of the methods that run by default; null there means
+    torch's default, every core, so one job). The quick profile pins every fit to one thread, so a
+    2-core box runs two jobs at a time, with the same results as one at a time (each job's threads and
+    seeds are its own). Under a distributed launch (an LLM row trained data-parallel) every process
+    runs the same jobs in the same order: 1."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_job = {s.threads for cls in registry.all_methods().values() if cls.by_default
+               for s in api.method_settings(cls, profile.config).values() if hasattr(s, "threads")}
+    if None in per_job:
+        return 1
+    return max(1, cores // max(per_job, default=cores))
+
+
+def _longest_first(job: Job) -> int:
+    """Dispatch order of parallel jobs: the longest first (LLM rows, then the other learned rows), and the
+    rows that read h_text last, so the embedding (its own task, dispatched first) is usually ready."""
+    cls = registry.get(job.method)
+    return 3 if "h_text" in cls.requires else {"llm": 0, "ctr": 1, "classical": 1}.get(cls.family, 2)
+
+
+def _h_text_inputs(plan_: list[Job]) -> list[list[Job]]:
+    """The jobs that read h_text, grouped by the embedding they share (dataset and training budget)."""
+    groups: dict[tuple, list[Job]] = {}
+    for j in plan_:
+        if "h_text" in registry.get(j.method).requires:
+            groups.setdefault((j.entry, j.train_size), []).append(j)
+    return list(groups.values())
+
+
+def warm_h_text(jobs: list[Job], profile: Profile, out: Path, force: bool) -> bool:
+    """Compute (and cache) the h_text embedding that ``jobs`` share, as a task of its own in a parallel
+    run, unless all of them are finished. Always False (so the caller tells it from a job's result).
+
+    Run beside the other jobs instead of inside the first job that reads h_text, where the jobs after it
+    would wait for it (the cache is locked while one process computes it: never computed twice)."""
+    profile.register_variants()  # a worker process has loaded no provider yet
+    ds, splits = load_splits(jobs[0].entry, profile)
+    if jobs[0].train_size is not None:
+        splits = splits.with_train_budget(jobs[0].train_size, profile.eval.subsample_seed)
+    sample = splits.truth.sample.to_dict()
+    if splits.test.schema.has_text and (
+            force or not all(finished(out, ds.name, j.method, j.seed, ds.fingerprint, sample) for j in jobs)):
+        attach_h_text(ds, splits, profile.config, profile.cache_dir, progress=False)
+    return False
 
 
 @contextmanager

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from feature_store.errors import ConfigError
-from feature_store.files import atomic_path
+from feature_store.files import atomic_path, waiting_lock
 from feature_store.store import Dataset, Split, SplitSet
 from feature_store.typed import Settings, parse
 
@@ -125,14 +126,18 @@ def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cach
     path = Path(cache_dir) / "h_text" / ds.fingerprint / f"{name}-{dim}-{_cache_key(ds, splits, provider, dim)}.npz"
     info = {"h_text_provider": f"{name} (dim {dim}{'; ' + provider.description if provider.description else ''})",
             "h_text_cache": str(path)}
-    if path.is_file():
-        with np.load(path) as z:
-            return [z["train"], z["valid"], z["test"]], info | {"h_text_cache_hit": True}
-    raw = provider.embed(splits.train, splits.valid, splits.test)
-    parts = reduce_dim(raw[0], list(raw[1:]), dim, seed=0)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, train=parts[0], valid=parts[1], test=parts[2])
-    return parts, info | {"h_text_cache_hit": False}
+    with waiting_lock(path.with_suffix(".lock")):  # a parallel job computing the same vectors: wait, then read them
+        if path.is_file():
+            with np.load(path) as z:
+                computed = {"h_text_compute_s": float(z["seconds"])} if "seconds" in z else {}
+                return [z["train"], z["valid"], z["test"]], info | computed | {"h_text_cache_hit": True}
+        t0 = time.perf_counter()
+        raw = provider.embed(splits.train, splits.valid, splits.test)
+        parts = reduce_dim(raw[0], list(raw[1:]), dim, seed=0)
+        seconds = round(time.perf_counter() - t0, 3)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, train=parts[0], valid=parts[1], test=parts[2], seconds=seconds)
+    return parts, info | {"h_text_compute_s": seconds, "h_text_cache_hit": False}
 
 
 def attach_h_text(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cache_dir: Path,

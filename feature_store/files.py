@@ -8,6 +8,7 @@ content goes to a temporary sibling, which replaces the target in one
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -62,3 +63,18 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def waiting_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing), waiting while another process
+    holds it: for a cache entry that two parallel jobs could otherwise both compute. The OS releases
+    the lock when its holder dies, so a killed job never blocks the next."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

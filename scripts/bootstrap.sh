@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing dependencies with pip (torch==2.13.0 CPU wheel; ~2 GB, a few minutes; log: $log)" >&2
-  pip_install() { "$venv/bin/python" -m pip install --disable-pip-version-check "$@" >>"$log" 2>&1 \
+  pip_install() { "$venv/bin/python" -m pip install --disable-pip-version-check --no-compile "$@" >>"$log" 2>&1 \
     || { tail -n 30 "$log" >&2; echo "[bootstrap] pip failed; full log: $log" >&2; exit 1; }; }
   : > "$log"
   pip_install -e "$root[dev]"

@@ -32,6 +32,32 @@ def test_joblib_loky_matches_sequential(tmp_path, data_dir):
     assert _scores(tmp_path / "seq") == _scores(tmp_path / "par") and len(_scores(tmp_path / "par")) == 2
 
 
+def test_a_parallel_run_computes_the_shared_h_text_embedding_once(tmp_path, data_dir):
+    """Its own task computes the embedding while other jobs run; the jobs reading it wait on the cache's lock
+    instead of computing it again, and score as a sequential run does."""
+    profile = contract_profile(data_dir, ["h_text.dim=7"])  # a cache entry no other test has made
+    methods, entries = ["wdl+h_text", "deepfm+h_text", "logreg"], [tiny_entry("table1")]
+    par = runner.run(profile, tmp_path / "par", methods=methods, datasets=entries, progress=False, jobs=2)
+    assert sorted((r.method, r.status) for r in par) == [
+        ("deepfm+h_text", "ok"), ("logreg", "ok"), ("wdl+h_text", "ok")]
+    readers = [r.info for r in par if r.method.endswith("+h_text")]
+    assert [i["h_text_cache_hit"] for i in readers].count(False) <= 1  # computed by the warm task or one job
+    assert len({i["h_text_compute_s"] for i in readers}) == 1  # ... and only once
+    runner.run(profile, tmp_path / "seq", methods=methods, datasets=entries, progress=False, jobs=1)
+    assert _scores(tmp_path / "par") == _scores(tmp_path / "seq")
+
+
+def test_default_jobs_fill_the_cores_at_each_jobs_threads(monkeypatch):
+    from benchmark.profile import load_profile
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
+    assert runner.default_jobs(load_profile("quick")) == 4  # every fit on one thread
+    assert runner.default_jobs(load_profile("quick", ["ctr.threads=2"])) == 2
+    assert runner.default_jobs(load_profile("standard")) == 1  # its LLM rows use every core (llm.threads: null)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert runner.default_jobs(load_profile("quick")) == 1  # a distributed launch: every rank runs every job
+
+
 @pytest.mark.slow
 def test_dask_backend_runs_two_jobs_on_a_local_cluster(tmp_path, data_dir):
     profile = contract_profile(data_dir)
@@ -68,3 +94,12 @@ def test_sigkill_mid_run_resumes_to_the_same_results(tmp_path, data_dir):
     assert _scores(killed) == _scores(tmp_path / "full")
     assert (killed / "table2.md").read_text() == (tmp_path / "full" / "table2.md").read_text()
     assert not list(killed.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_jobs_must_be_a_positive_number(bad, capsys):
+    from benchmark.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--jobs", bad])
+    assert e.value.code == 2 and f"'{bad}' is not a number of jobs (>= 1)" in capsys.readouterr().err

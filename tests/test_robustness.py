@@ -57,7 +57,9 @@ def test_the_command_exits_non_zero_with_a_summary_of_failed_jobs(tmp_path, data
     prof = tmp_path / "p.yaml"
     prof.write_text(f"extend: quick\ndatasets: {{tiny-industrial: {{world: industrial, leads: 3000, seed: 0, "
                     f"table: table2}}}}\ndata_dir: {data_dir}\neval: {{bootstrap: 50}}\n")
-    code = main(["run", "--profile", str(prof), "--methods", "_boom,oracle", "--out", str(tmp_path / "res")])
+    # --jobs 1: _boom is registered in this process only, not in a parallel run's worker processes
+    code = main(["run", "--profile", str(prof), "--methods", "_boom,oracle", "--out", str(tmp_path / "res"),
+                 "--jobs", "1"])
     err = capsys.readouterr().err
     assert code == 1
     assert "failed: tiny-industrial/_boom/seed0: ValueError: the encoder got 0 feature(s)" in err
