@@ -14,6 +14,10 @@ per model is printed and appended to ``results/bench/ctr_overhead.jsonl``.
 
     .venv/bin/python bench/ctr_overhead.py [--profile quick] [--dataset benchmark] [--models deepfm,xdeepfm]
                                            [--epochs 2] [--repeats 3]
+
+``--big-epoch SPEC`` instead times one epoch of the suite's DeepFM on the dataset of that spec
+(the 6.14M industrial world: ``leadrank generate``, then its ``spec.yaml``): load + split, the
+fit (one epoch and its validation AUC), and the process's peak RSS — context, no goal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import contextlib
 import io
 import os
+import resource
 import statistics
 import sys
 import time
@@ -72,6 +77,29 @@ def bare_fit(name: str, train: Split, valid: Split, config: dict, seed: int) -> 
     return time.perf_counter() - t0
 
 
+def big_epoch(spec_path: str, seed: int) -> None:
+    """One epoch of the suite's DeepFM on a big dataset, with the quick profile's CTR settings."""
+    from feature_store.spec import load_spec
+    from feature_store.store import Dataset
+
+    t0 = time.perf_counter()
+    ds = Dataset.load(load_spec(spec_path))
+    splits = ds.splits()
+    t1 = time.perf_counter()
+    profile = load_profile("quick", ["ctr.epochs=1", "ctr.patience=1"])
+    config = {"ctr": api.method_settings(registry.get("deepfm"), profile.config)["ctr"].to_dict()}
+    fit_s = suite_fit("deepfm", splits.train, splits.valid, config, seed)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"DeepFM, one epoch on {len(ds.frame):,} leads ({len(splits.train):,} train, {len(splits.valid):,} valid): "
+          f"load + split {t1 - t0:.0f} s, fit {fit_s:.0f} s, peak RSS {peak:,} MB")
+    record("ctr_overhead", {
+        "model": "DeepFM", "method": "deepfm", "measure": "big_epoch", "leads": len(ds.frame),
+        "train_leads": len(splits.train), "valid_leads": len(splits.valid), "epochs": 1,
+        "batch_size": config["ctr"]["batch_size"], "torch_threads": config["ctr"]["threads"],
+        "load_split_s": round(t1 - t0, 1), "fit_s": round(fit_s, 1), "peak_rss_mb": peak,
+        "train_leads_per_s": round(len(splits.train) / fit_s)})
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
@@ -80,7 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--big-epoch", metavar="SPEC", help="time one DeepFM epoch on this dataset spec instead")
     a = p.parse_args(argv)
+    if a.big_epoch:
+        return big_epoch(a.big_epoch, a.seed)
     profile = load_profile(a.profile, [f"ctr.epochs={a.epochs}", f"ctr.patience={a.epochs}"])
     entry = next(d for d in profile.datasets if d.name == a.dataset)
     _, splits = load_splits(entry, profile)

@@ -159,7 +159,7 @@ def metrics_rows(lines: list[dict]) -> list[Row]:
 def ctr_rows(lines: list[dict]) -> list[Row]:
     rows: list[Row] = []
     for model in ("DeepFM", "xDeepFM"):
-        x = latest(lines, model=model)
+        x = latest(lines, model=model, measure=None)
         if x is None:
             rows.append(("CTR harness", f"{model}: suite fit / bare deepctr-torch fit", NOT_YET, "≤ 1.10", "–", ""))
             continue
@@ -169,10 +169,16 @@ def ctr_rows(lines: list[dict]) -> list[Row]:
                      _ctx(x, f"{x['train_leads']:,} train leads, {x['epochs']} epochs, median of {x['repeats']}: "
                              f"suite {x['suite_s']:.1f} s, bare {x['bare_s']:.1f} s",
                           "the 340k world (standard profile) not run: its fits take tens of minutes each on this box")))
-    rows.append(("CTR harness", "DeepFM: one epoch on the 6.14M world (time, memory)", NOT_YET, "– (context)", "–",
-                 "not run (time): est. ~11 min on 1 thread (3.9M train leads at the DeepFM rate above); the 6.14M "
-                 "world now loads and splits in 11.1 GB (row 2), and DeepFM's fit memory at 6.14M is est. "
-                 "~270 MB more (row 2, fit + score memory)"))
+    x = latest(lines, measure="big_epoch")
+    if x is None:
+        rows.append(("CTR harness", "DeepFM: one epoch on the 6.14M world (time, memory)", NOT_YET, "– (context)",
+                     "–", ""))
+        return rows
+    rows.append(("CTR harness", f"DeepFM: one epoch on the {_n(x['leads'])} industrial world (time, memory)",
+                 f"fit {x['fit_s']:,.0f} s, peak RSS {x['peak_rss_mb']:,} MB", "– (context)", "–",
+                 _ctx(x, f"{x['train_leads']:,} train leads ({x['train_leads_per_s']:,}/s, valid AUC included), "
+                         f"{x['valid_leads']:,} valid; load + split {x['load_split_s']:,.0f} s; "
+                         f"{x['torch_threads']} torch thread(s), batch {x['batch_size']}")))
     return rows
 
 

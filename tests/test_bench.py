@@ -75,3 +75,25 @@ def test_a_missed_goal_is_marked(render, tmp_path):
         peak_rss_mb=9000, goals={"ratio": 100}) + "\n")
     row = next(r for r in render.table(tmp_path).splitlines() if "roc_auc_score" in r)
     assert "**no**" in row and "≤ 100" in row
+
+
+def test_parallel_and_sequential_quick_runs_each_keep_a_row(render, tmp_path):
+    phases = {"generate": 3.0, "h_text_embedding": 500.0, "llm_jobs": 500.0, "other_jobs": 200.0}
+    (tmp_path / "quick_profile.jsonl").write_text("\n".join(
+        _line("quick_profile", total_s=t, jobs=j, goals={"total_s": 600}, phases_s=phases)
+        for t, j in ((1000.0, 1), (590.0, 2), (650.0, 2))) + "\n")
+    rows = _rows(render.table(tmp_path), "quick profile")
+    assert len(rows) == 2 and "2 parallel jobs" in rows[0] and "650 s" in rows[0] and "**no**" in rows[0]
+    assert "one job at a time" in rows[1] and "1000 s" in rows[1] and "they overlap" not in rows[1]
+
+
+def test_a_big_epoch_line_does_not_replace_the_deepfm_ratio(render, tmp_path):
+    ratio = dict(model="DeepFM", profile="quick", dataset="benchmark", train_leads=100, epochs=2, repeats=2,
+                 suite_s=2.1, bare_s=2.0, ratio=1.05, goals={"ratio": 1.1})
+    big = dict(model="DeepFM", measure="big_epoch", leads=6_140_000, train_leads=3_900_000, valid_leads=600_000,
+               fit_s=700.0, peak_rss_mb=12_000, train_leads_per_s=5571, load_split_s=210.0, torch_threads=1,
+               batch_size=256)
+    (tmp_path / "ctr_overhead.jsonl").write_text(_line("ctr_overhead", **ratio) + "\n" + _line("ctr_overhead", **big))
+    rows = _rows(render.table(tmp_path), "CTR harness")
+    assert any("1.050" in r and "| yes " in r for r in rows)
+    assert any("6.14M industrial world" in r and "fit 700 s, peak RSS 12,000 MB" in r for r in rows)
