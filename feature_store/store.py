@@ -134,11 +134,16 @@ class TextColumn(Sequence):
         self._chunks, self.rows = chunks, rows
         self._starts = np.cumsum([0] + [len(c) for c in chunks.chunks])
 
+    @staticmethod
+    def arrow(column: pd.Series) -> pa.ChunkedArray:
+        """A frame's text column as Arrow (an Arrow-backed column is not copied; another is converted)."""
+        values = pa.array(column, from_pandas=True)
+        return values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values])
+
     @classmethod
     def of(cls, column: pd.Series, rows: np.ndarray) -> "TextColumn":
-        """The rows ``rows`` of a frame's text column (an Arrow-backed column is not copied)."""
-        values = pa.array(column, from_pandas=True)
-        return cls(values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values]), np.asarray(rows))
+        """The rows ``rows`` of a frame's text column."""
+        return cls(cls.arrow(column), np.asarray(rows))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -482,14 +487,15 @@ class Dataset:
                         numeric_raw=sp.numeric, time_column=sp.time)
         ids = lead_ids(sp, self.frame)
         stage = _stage_depth(self.frame[sp.current_stage], sp.stage_order) if sp.current_stage else None
-        parts = [self._make_split(name, idx, ids[idx], enc, schema, stage, protected=(name == "test"))
+        texts = {c: TextColumn.arrow(self.frame[c]) for c in sp.text}  # once per column, shared by the splits
+        parts = [self._make_split(name, idx, ids[idx], enc, schema, stage, texts, protected=(name == "test"))
                  for name, idx in (("train", fit), ("valid", valid), ("test", test))]
         pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed blocks (the takes') otherwise
         y = label[test].astype(np.int8)
         return SplitSet(*parts, truth=Truth(ids=parts[2].ids, label=y, weight=sample.weights(y), sample=sample))
 
     def _make_split(self, name: str, idx: np.ndarray, ids: np.ndarray, enc: TableEncoder, schema: Schema,
-                    stage: np.ndarray | None, protected: bool) -> Split:
+                    stage: np.ndarray | None, texts: dict[str, pa.ChunkedArray], protected: bool) -> Split:
         """The rows ``idx``, taken column by column from the frame (never the whole frame, whose texts
         stay where they are: ``texts`` reads them through :class:`TextColumn`)."""
         sp, frame = self.spec, self.frame
@@ -514,7 +520,7 @@ class Dataset:
         return Split(
             name=name, schema=schema, ids=ids, time=time, cat=cat, num=num, _codes=codes,
             raw=frame[list(sp.categorical + sp.numeric)].iloc[idx].reset_index(drop=True),
-            texts={c: TextColumn.of(frame[c], idx) for c in sp.text},
+            texts={c: TextColumn(chunks, idx) for c, chunks in texts.items()},
             stage=stage, _label=frame[sp.label].to_numpy()[idx].astype(np.int8), _outcomes=outcomes,
             _p_true=numbers(sp.p_true), _p_true_table=numbers(sp.p_true_table), protected=protected)
 

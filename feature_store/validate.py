@@ -309,9 +309,7 @@ def _text_problems(ing: Ingested, col: str) -> list[Problem]:
     if not (pd.api.types.is_string_dtype(s) or pd.api.types.is_object_dtype(s)):
         return [_at_rows(ing, "error", f"text column holds {s.dtype} values, not text", col, [_first(present)],
                          hint=hint)]
-    rows = np.flatnonzero(present.to_numpy())[:TEXT_SAMPLE]
-    head = s.iloc[:rows[-1] + 1] if len(rows) else s.iloc[:0]  # a slice shares the column's memory
-    sample = head[head.notna()]
+    sample = s.iloc[np.flatnonzero(present.to_numpy())[:TEXT_SAMPLE]]  # copies those values only
     not_str = ~sample.map(lambda v: isinstance(v, str)).astype(bool)
     if not_str.any():  # e.g. bytes or lists from a Parquet file
         i = int(sample.index[_first(not_str)])
