@@ -78,6 +78,7 @@ def _fit_score(cls: type[api.Method], entry: DatasetEntry, profile: Profile,
         try:
             method.fit(train, valid)
             scores = np.asarray(method.score(test), dtype=np.float64)
+            method.close()  # or the determinism check's second fit would load the first one's weights
         except OutcomeAccessError as e:
             raise ContractError(f"'{cls.name}' read hidden test data: {e}") from None
     return scores, dict(test.reads), method.inputs(test.schema), log

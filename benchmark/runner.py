@@ -154,9 +154,8 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
             write_run(out, record, None)
         return record
     try:
-        record, scores = _fit_and_score(cls, api.MethodContext(seed=job.seed, settings=settings, progress=progress,
-                                                               cache_dir=str(profile.cache_dir)), ds, splits,
-                                        profile, base)
+        ctx = api.MethodContext(seed=job.seed, settings=settings, progress=progress, cache_dir=str(profile.cache_dir))
+        record, scores, method = _fit_and_score(cls, ctx, ds, splits, profile, base)
     except Exception as e:  # noqa: BLE001  (isolated: recorded with its traceback, the other jobs go on)
         record = RunRecord(status="failed", reason=one_line(e), **base)
         if main_process():
@@ -165,11 +164,12 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     if main_process():
         write_run(out, record, pd.DataFrame({"lead_id": truth.ids, "score": scores, "label": truth.label,
                                              "weight": truth.weight}))
+    method.close()  # after the write: a job killed before it reloads what it kept instead of fitting again
     return record
 
 
 def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, splits: SplitSet, profile: Profile,
-                   base: dict[str, Any]) -> tuple[RunRecord, np.ndarray]:
+                   base: dict[str, Any]) -> tuple[RunRecord, np.ndarray, api.Method]:
     _seed_everything(ctx.seed)
     method = cls(ctx)
     tp = time.perf_counter()
@@ -191,7 +191,7 @@ def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, s
                        info=prep_info | method.run_info() | inputs,
                        timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
-    return record, scores
+    return record, scores, method
 
 
 def one_line(e: BaseException) -> str:

@@ -146,6 +146,10 @@ class Method:
     def score(self, test: Split) -> np.ndarray:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Called once the job's result is written: delete what was kept only so that a job killed
+        after ``fit`` need not fit again (the LLM rows keep their trained weights until then)."""
+
     def run_info(self) -> dict[str, Any]:
         """Extra facts recorded in the result JSON (e.g. the scoring rule used)."""
         return {}

@@ -89,6 +89,15 @@ class AsLLRProvider(EmbeddingProvider):
     def embed(self, train: Split, valid: Split, test: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         self.backbone = shared_backbone(self.llm, self._cache(), train)  # before any model: all share it
         full = self._fit(train)
-        train_vecs = (crossfit_embed(train, self._fit, lambda m, s: m.embed(s), self.folds, self.seed)
+        train_vecs = (crossfit_embed(train, self._fit, _embed_and_close, self.folds, self.seed)
                       if self.crossfit else full.embed(train))
-        return train_vecs, full.embed(valid), full.embed(test)
+        valid_vecs, test_vecs = full.embed(valid), full.embed(test)
+        full.close()
+        return train_vecs, valid_vecs, test_vecs
+
+
+def _embed_and_close(model: AsLLR, split: Split) -> np.ndarray:
+    """A fold model's vectors; its kept weights go once they are computed (a kill before keeps them)."""
+    vecs = model.embed(split)
+    model.close()
+    return vecs

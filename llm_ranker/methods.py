@@ -128,6 +128,9 @@ class AsLLR(Method):
     def score(self, test: Split) -> np.ndarray:
         return apply_rule(self.cfg.score, self.ranker.predict(test))
 
+    def close(self) -> None:
+        self.ranker.close()
+
     def inputs(self, schema: Schema) -> Inputs:
         """The prompt: every tabular column, the current stage and the text (where the data has them)."""
         return schema.view("prompt")

@@ -88,9 +88,9 @@ class LLMRanker:
         with torch.random.fork_rng(), torch_threads(cfg.threads):
             torch.manual_seed(self.seed)
             self.model = LeadRanker(self.backbone, cfg, self.head_names)
-            trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
-                              self._checkpoint_dir(train, targets, path), self.progress)
-            report = trainer.fit(self.model, ids, targets, self.backbone.pad_id)
+            self.trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
+                                   self._checkpoint_dir(train, targets, path), self.progress)
+            report = self.trainer.fit(self.model, ids, targets, self.backbone.pad_id)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info = {**self.backbone.describe(), "backbone_build": path.name,
                      "backbone_shared": self.backbone_dir is not None, "dtype": str(self.dtype).removeprefix("torch."),
@@ -108,6 +108,10 @@ class LLMRanker:
             out = predict(model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress)
         self.info["score_leads_per_s"] = round(len(ids) / max(time.perf_counter() - t0, 1e-9), 2)
         return out
+
+    def close(self) -> None:
+        """Delete the kept final weights (:meth:`Trainer.discard`): call once the scores are stored."""
+        self.trainer.discard()
 
     # ---- helpers ----------------------------------------------------------------------------------
     def _encode(self, parts: list[PromptParts]) -> tuple[list[list[int]], dict[str, Any]]:

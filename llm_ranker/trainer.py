@@ -11,8 +11,10 @@ methods with different precisions run in one process.
 Every ``llm.checkpoint_every`` optimizer steps the trainable weights (LoRA +
 heads), optimizer, scheduler and RNG state are written atomically; a rerun
 with the same data and settings resumes after the last checkpoint (the batch
-order is a function of the seed, so the skipped batches are the same ones),
-and the checkpoint is deleted when training completes.
+order is a function of the seed, so the skipped batches are the same ones).
+When training completes the final weights are written with the run's report,
+so a job killed while *scoring* does not train again: a rerun loads them. The
+owner deletes the checkpoint (:meth:`Trainer.discard`) once its result is written.
 
 The report's ``train_exposure`` (:func:`exposure`) says what a run trained on —
 distinct leads and positives, optimizer steps, draws, batches and a digest of
@@ -26,7 +28,7 @@ import math
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,11 @@ class Trainer:
         from transformers import get_linear_schedule_with_warmup
 
         cfg, rng = self.cfg, np.random.default_rng([self.seed, 1])
+        state = self._read()
+        if state is not None and "report" in state:  # trained before, killed later (e.g. while scoring)
+            self._restore(model, state)
+            model.eval()
+            return TrainReport(**{**state["report"], "resumed_from_batch": state["report"]["batches"]})
         lengths = np.array([len(x) for x in ids])
         batches = [b for _ in range(cfg.epochs) for b in self.sampler.batches(lengths, targets, rng)]
         # cpu=True without CUDA: otherwise accelerate ignores a torchrun launch on CPUs (one process each,
@@ -140,7 +147,7 @@ class Trainer:
         loader = torch.utils.data.DataLoader(range(len(ids)), batch_sampler=_IndexBatches(batches), collate_fn=collate,
                                              generator=torch.Generator().manual_seed(self.seed))
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-        start = self._resume(accelerator.unwrap_model(model), optimizer, scheduler)
+        start = self._resume(accelerator.unwrap_model(model), optimizer, scheduler, state)
         report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
                              padding_share=padding_share(batches, lengths), resumed_from_batch=start,
                              processes=accelerator.num_processes)
@@ -174,30 +181,49 @@ class Trainer:
         report.loss_means = {k: v / max(1, len(batches) - start) for k, v in sums.items()}
         report.head_update_norms = {k: float((v - heads_before[k]).norm())
                                     for k, v in _head_vectors(accelerator.unwrap_model(model)).items()}
-        if self.checkpoint_dir:
-            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        if accelerator.is_main_process:
+            self._save(accelerator.unwrap_model(model), optimizer, scheduler, len(batches), report)
         accelerator.unwrap_model(model).eval()
         return report
 
+    def discard(self) -> None:
+        """Delete the checkpoint (the final weights included): the result they served is written."""
+        if self.checkpoint_dir:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
     # ---- checkpoints ------------------------------------------------------------------------------
-    def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int) -> None:
+    def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int, report: TrainReport | None = None) -> None:
+        """Mid-run: what a resume needs. At the end (``report`` given): the final weights and the report."""
         if not self.checkpoint_dir:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+        if report is not None:
+            state = {"model": state["model"], "report": asdict(report)}
         with atomic_path(self.checkpoint_dir / "state.pt") as tmp:
             torch.save(state, tmp)
 
-    def _resume(self, model: LeadRanker, optimizer, scheduler) -> int:
+    def _read(self) -> dict | None:
         path = self.checkpoint_dir / "state.pt" if self.checkpoint_dir else None
         if path is None or not path.is_file():
-            return 0
+            return None
         state = torch.load(path, weights_only=True)  # tensors, numbers and dicts only: no pickled code
+        if not isinstance(state, dict) or "model" not in state:
+            raise RuntimeError(f"checkpoint {path} holds no trainable weights; delete it")
+        return state
+
+    def _restore(self, model: LeadRanker, state: dict) -> None:
         missing = set(model.trainable_state()) - set(state["model"])
         if missing:
-            raise RuntimeError(f"checkpoint {path} lacks trainable weights {sorted(missing)[:3]}; delete it")
+            raise RuntimeError(f"checkpoint {self.checkpoint_dir / 'state.pt'} lacks trainable weights "
+                               f"{sorted(missing)[:3]}; delete it")
         model.load_state_dict(state["model"], strict=False)
+
+    def _resume(self, model: LeadRanker, optimizer, scheduler, state: dict | None) -> int:
+        if state is None:
+            return 0
+        self._restore(model, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])

@@ -64,7 +64,12 @@ def test_provider_embeds_train_by_crossfit_and_valid_test_by_the_full_model(cros
             self.i = rec.fit(split)
 
         def embed(self, split):
+            assert self.i not in closed, "a model embedded after it was closed"
             return rec.embed(self.i, split)
+
+        def close(self):  # deletes its kept weights
+            closed.append(self.i)
+    closed: list[int] = []
     monkeypatch.setattr(provider, "_fit", Model)
     train, valid, test = make_split(30, labels=[1] * 6 + [0] * 24), make_split(5), make_split(7)
     with no_network():
@@ -78,6 +83,7 @@ def test_provider_embeds_train_by_crossfit_and_valid_test_by_the_full_model(cros
     else:
         assert np.all(tr == full) and len(rec.trained_on) == 1
     assert provider.settings()["crossfit"] is crossfit
+    assert sorted(closed) == list(range(len(rec.trained_on)))  # every model, once
 
 
 def test_provider_end_to_end_on_a_tiny_world(tiny_splits, tmp_path, monkeypatch):

@@ -103,3 +103,30 @@ def test_paper_profile_needs_a_local_backbone_and_keeps_the_papers_settings():
     cfg = llm_section(load_profile("paper", ["llm.backbone=/models/qwen"]))
     assert (cfg.backbone, cfg.lora_rank, cfg.head_dropout, cfg.epochs) == ("/models/qwen", 16, 0.5, 1)
     assert cfg.lr_lora * 20 == pytest.approx(cfg.lr_heads) == 5e-5 and cfg.train_max_leads is None
+
+
+def test_a_job_killed_while_scoring_does_not_train_again(tmp_path, data_dir, monkeypatch):
+    """The trained weights outlive a kill after fit and go once the result is written."""
+    from benchmark.contract import contract_profile, tiny_entry
+    from llm_ranker.methods import AsLLR
+
+    profile = contract_profile(data_dir, ["llm.train_max_leads=64", "llm.threads=1", "llm.checkpoint_every=1",
+                                          f"data_dir={tmp_path / 'data'}"])
+    job, out = runner.Job(tiny_entry("table1", leads=1500), "asllr_base", 0), tmp_path / "results"
+    score = AsLLR.score
+
+    def killed(self, test):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(AsLLR, "score", killed)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_job(job, profile, out)
+    kept = list((profile.cache_dir / "llm_checkpoints").glob("*/state.pt"))
+    assert len(kept) == 1
+    monkeypatch.setattr(AsLLR, "score", score)
+    resumed = runner.run_job(job, profile, out)
+    assert resumed.status == "ok" and resumed.info["resumed_from_batch"] == resumed.info["train_batches"] > 0
+    assert not kept[0].exists()  # gone with the result written
+    fresh = runner.run_job(job, profile, out, force=True)  # trains from the start
+    assert fresh.info["resumed_from_batch"] == 0
+    assert fresh.info["train_exposure"] == resumed.info["train_exposure"]
+    assert fresh.metrics["auc"]["value"] == pytest.approx(resumed.metrics["auc"]["value"], abs=1e-3)

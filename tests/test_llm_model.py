@@ -101,7 +101,7 @@ def test_a_few_steps_on_a_separable_set_lower_the_loss(backbone):
     assert hot.mean() > cold.mean()
 
 
-def test_resumed_training_ends_where_an_uninterrupted_run_ends(backbone_dir, tmp_path):
+def test_resumed_training_ends_where_an_uninterrupted_run_ends_and_finished_training_is_kept(backbone_dir, tmp_path):
     def backbone():
         return tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold") for n in range(12)])
     ids, labels = toy_data(backbone(), 32)
@@ -129,10 +129,20 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends(backbone_dir, tmp
         train(fresh_ranker(backbone()), tmp_path / "ckpt", killed)
     assert (tmp_path / "ckpt" / "state.pt").is_file()
     resumed = train(fresh_ranker(backbone(), seed=1), tmp_path / "ckpt")  # other init: weights must come from the file
-    assert not (tmp_path / "ckpt").exists()
     for name, value in reference.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6)
     assert reports[-1].resumed_from_batch == 4 and reports[-1].exposure == reports[0].exposure  # steps included
+
+    # killed after training (e.g. while scoring): the rerun loads the final weights and trains nothing
+    def never(out, targets):
+        raise AssertionError("a finished training ran again")
+    again = train(fresh_ranker(backbone(), seed=2), tmp_path / "ckpt", [LossTerm("bce", 2.0, never), TERMS[1]])
+    for name, value in reference.items():
+        torch.testing.assert_close(again[name], value, rtol=0, atol=1e-6)
+    assert reports[-1].resumed_from_batch == reports[-1].batches == reports[0].batches
+    assert reports[-1].exposure == reports[0].exposure and reports[-1].loss_means == reports[-2].loss_means
+    Trainer(cfg, TERMS, sampler, seed=0, checkpoint_dir=tmp_path / "ckpt").discard()
+    assert not (tmp_path / "ckpt").exists()
 
 
 # ---- losses -----------------------------------------------------------------------------------------
