@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,26 @@ def test_a_big_epoch_line_does_not_replace_the_deepfm_ratio(render, tmp_path):
     rows = _rows(render.table(tmp_path), "CTR harness")
     assert any("1.050" in r and "| yes " in r for r in rows)
     assert any("6.14M industrial world" in r and "fit 700 s, peak RSS 12,000 MB" in r for r in rows)
+
+
+def test_the_quick_and_the_340k_ratios_each_keep_a_row(render, tmp_path):
+    def ratio(profile, value):
+        return _line("ctr_overhead", model="xDeepFM", profile=profile, dataset="benchmark", train_leads=100,
+                     epochs=1, repeats=2, suite_s=2.0 * value, bare_s=2.0, ratio=value, goals={"ratio": 1.1})
+    (tmp_path / "ctr_overhead.jsonl").write_text("\n".join([ratio("standard", 1.2), ratio("quick", 1.03)]) + "\n")
+    rows = [r for r in _rows(render.table(tmp_path), "CTR harness") if "xDeepFM" in r]
+    assert len(rows) == 2
+    assert "quick 'benchmark'" in rows[0] and "1.030" in rows[0] and "| yes " in rows[0]
+    assert "340k 'benchmark' world, standard" in rows[1] and "1.200" in rows[1] and "**no**" in rows[1]
+    assert any("DeepFM: suite fit / bare deepctr-torch fit (340k 'benchmark' world, standard)" in r and "not yet measured" in r
+               for r in _rows(render.table(tmp_path), "CTR harness"))
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")
+                                          if not p.name.startswith("_") and p.name != "render.py"))
+def test_every_bench_starts_in_the_venv(script):
+    """Each bench's imports resolve and its options parse (what a fresh clone has after ./run_tests.sh)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--help"], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
