@@ -122,12 +122,12 @@ class Trainer:
         from accelerate import Accelerator
         from transformers import get_linear_schedule_with_warmup
 
-        cfg, rng = self.cfg, np.random.default_rng([self.seed, 1])
         state = self._read()
         if state is not None and "report" in state:  # trained before, killed later (e.g. while scoring)
             self._restore(model, state)
             model.eval()
             return TrainReport(**{**state["report"], "resumed_from_batch": state["report"]["batches"]})
+        cfg, rng = self.cfg, np.random.default_rng([self.seed, 1])
         lengths = np.array([len(x) for x in ids])
         batches = [b for _ in range(cfg.epochs) for b in self.sampler.batches(lengths, targets, rng)]
         # cpu=True without CUDA: otherwise accelerate ignores a torchrun launch on CPUs (one process each,
@@ -197,10 +197,9 @@ class Trainer:
         if not self.checkpoint_dir:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state = {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
-        if report is not None:
-            state = {"model": state["model"], "report": asdict(report)}
+        state = ({"model": model.trainable_state(), "report": asdict(report)} if report is not None else
+                 {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
         with atomic_path(self.checkpoint_dir / "state.pt") as tmp:
             torch.save(state, tmp)
 

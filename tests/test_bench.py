@@ -110,8 +110,8 @@ def test_the_quick_and_the_340k_ratios_each_keep_a_row(render, tmp_path):
     assert len(rows) == 2
     assert "quick 'benchmark'" in rows[0] and "1.030" in rows[0] and "| yes " in rows[0]
     assert "340k 'benchmark' world, standard" in rows[1] and "1.200" in rows[1] and "**no**" in rows[1]
-    assert any("DeepFM: suite fit / bare deepctr-torch fit (340k 'benchmark' world, standard)" in r and "not yet measured" in r
-               for r in _rows(render.table(tmp_path), "CTR harness"))
+    deepfm_340k = "DeepFM: suite fit / bare deepctr-torch fit (340k 'benchmark' world, standard)"
+    assert any(deepfm_340k in r and "not yet measured" in r for r in _rows(render.table(tmp_path), "CTR harness"))
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "bench").glob("*.py")

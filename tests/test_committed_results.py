@@ -3,11 +3,14 @@
 A reviewer trusts results/table*.md without training anything; this fails as soon as a
 table, significance.md or a run file is edited by hand or left stale after a rerun."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from benchmark import curves, tables
+from benchmark.profile import load_profile
+from benchmark.runner import plan
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUNS = sorted(p.parent for p in RESULTS.glob("**/runs") if p.is_dir())
@@ -37,8 +40,6 @@ def test_quick_curves_are_committed():
 def test_every_committed_score_file_has_its_sampling_weights(out):
     """Each scores file carries a weight per lead: 1.0 where the whole test split was scored, else the
     inverse sampling fraction of the lead's class, as its result JSON's test_sample records."""
-    import json
-
     import numpy as np
     import pandas as pd
 
@@ -59,11 +60,6 @@ def test_the_standard_tables_have_every_row_on_a_case_control_sample_of_500_posi
     """The standard profile's evidence (issue 15): every job of both tables ran (none failed, none
     missing), the LLM rows trained on >= 1,000 leads, and every row was scored on the same test leads,
     a case-control sample with >= 500 positives."""
-    import json
-
-    from benchmark.profile import load_profile
-    from benchmark.runner import plan
-
     out = RESULTS / "standard"
     missing, failed, samples = [], [], {}
     for job in plan(load_profile("standard")):
@@ -75,7 +71,8 @@ def test_the_standard_tables_have_every_row_on_a_case_control_sample_of_500_posi
         if record["status"] != "ok":
             failed.append(f"{job.method}: {record.get('reason')}")
             continue
-        samples.setdefault(job.entry.name, set()).add(json.dumps(record["dataset_info"]["test_sample"], sort_keys=True))
+        sample = json.dumps(record["dataset_info"]["test_sample"], sort_keys=True)
+        samples.setdefault(job.entry.name, set()).add(sample)
         assert record["n_pos"] >= 500, path
         if record["family"] == "llm":
             assert record["info"]["train_leads"] >= 1000, path
