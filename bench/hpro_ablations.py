@@ -17,14 +17,14 @@ gives the mean over seeds and a t-interval. Every row trains on the same batches
 from __future__ import annotations
 
 import argparse
-import shutil
 
 from tabulate import tabulate
 
-from benchmark import registry, runner, tables
+from _ablation import run_beside
+from benchmark import registry, tables
 from benchmark.cli import default_out
 from benchmark.profile import load_profile
-from benchmark.results import all_runs, run_dir
+from benchmark.results import all_runs
 from feature_store.files import atomic_write_text
 
 KEYS = ("auc", "p_at_1.0", "r_at_5.0")
@@ -46,18 +46,8 @@ def main() -> None:
     profile = load_profile(a.profile)
     seeds = [int(s) for s in a.seeds.split(",")]
     entry = next(d for d in profile.datasets if d.table == "table2")
-    results = default_out(profile.name)
-    out = results / "ablations"
-    for name in (REFERENCE, FULL):
-        source = run_dir(results, entry.name, name)
-        missing = [s for s in seeds if not (source / f"seed{s}.json").is_file()]
-        if missing:
-            raise SystemExit(f"{source} has no finished run of seed(s) {missing}: run `leadrank run --profile "
-                             f"{a.profile} --methods {REFERENCE},{FULL} --seeds {a.seeds}` first")
-        shutil.copytree(source, run_dir(out, entry.name, name), dirs_exist_ok=True)
     chosen = [n for n in ablations() if not a.only or n in a.only.split(",")]
-    runner.run(profile, out, methods=chosen, datasets=[entry], seeds=seeds)
-    tables.write_tables(out, with_plots=False)
+    out = run_beside(profile, default_out(profile.name), entry, (REFERENCE, FULL), chosen, seeds)
 
     runs = {(r.method, r.seed): r for r in all_runs(out) if r.dataset == entry.name and r.status == "ok"}
     rows = []

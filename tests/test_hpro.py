@@ -289,7 +289,7 @@ def test_label_only_fallback_on_data_without_outcomes(tmp_path):
 
 
 # ---- equal exposure: w/o and w/ HPRO (and the ablations) train on the same batches ---------------------
-EXPOSURE_ROWS = ("asllr_base", "asllr_ce", "asllr_hpro", "hpro_no_global", "hpro_label_only")
+EXPOSURE_ROWS = ("asllr_base", "asllr_ce", "asllr_hpro", "hpro_no_global", "hpro_label_only", "asllr_ce_lora_all")
 PAPER_BATCHES = {**TINY, "batch_size": 4, "pos_rate": 0.1}  # the paper profile's batch 4 and pos_rate 0.1
 
 
@@ -324,10 +324,12 @@ def exposure_split(n: int = 80):
 
 @pytest.fixture(scope="module")
 def exposure_fits(tmp_path_factory):
-    """Every LLM row and two ablations fit with seed 0 on the same leads (the whole split: no subsample)."""
+    """Every LLM row and three ablations fit with seed 0 on the same leads (the whole split: no subsample),
+    under a profile with top-1 LoRA (which asllr_ce_lora_all overrides: LoRA in both blocks)."""
     train, cache = exposure_split(), tmp_path_factory.mktemp("cache")
+    llm = {**PAPER_BATCHES, "lora_layers": 1}
     with pytest.MonkeyPatch.context() as mp:
-        fits = {name: (m := build(name, cache), fit_recording_batches(m, train, mp)) for name in EXPOSURE_ROWS}
+        fits = {name: (m := build(name, cache, llm), fit_recording_batches(m, train, mp)) for name in EXPOSURE_ROWS}
     return train, fits
 
 
@@ -369,6 +371,10 @@ def test_every_llm_row_and_ablation_shares_the_batches_and_their_tier_guarantee(
     # the ablations' losses take only their tiers' pairs of those batches
     assert "global" not in fits["hpro_no_global"][0].run_info()["hpro"]["pair_counts"]
     assert set(fits["hpro_label_only"][0].run_info()["hpro"]["pair_counts"]) == {"label"}
+    # the LoRA-placement check (bench/lora_layers_auc.py) differs from asllr_ce in where LoRA sits, not in its loss
+    every, top = fits["asllr_ce_lora_all"][0].run_info(), ce.run_info()
+    assert (every["llm"]["lora_layers"], top["llm"]["lora_layers"]) == (None, 1)
+    assert every["trainable_params"] > top["trainable_params"] and every["loss_terms"] == top["loss_terms"]
 
 
 def test_without_an_outcome_funnel_every_llm_row_batches_by_label_pairs(tmp_path, monkeypatch):
