@@ -18,7 +18,7 @@ from benchmark.results import run_dir
 def run_beside(profile: Profile, results: Path, entry: DatasetEntry, references: tuple[str, ...],
                variants: list[str], seeds: list[int]) -> Path:
     """Copy ``references``' runs of ``entry`` from ``results`` into ``results/ablations``, run ``variants``
-    there (finished runs are kept: rerun to resume), render that folder's tables and return it."""
+    there (finished runs are kept: rerun to resume), render that folder's tables and plots and return it."""
     out = Path(results) / "ablations"
     for name in references:
         source = run_dir(results, entry.name, name)
@@ -29,5 +29,5 @@ def run_beside(profile: Profile, results: Path, entry: DatasetEntry, references:
                              f"{','.join(map(str, seeds))}` first")
         shutil.copytree(source, run_dir(out, entry.name, name), dirs_exist_ok=True)
     runner.run(profile, out, methods=variants, datasets=[entry], seeds=seeds)
-    tables.write_tables(out, with_plots=False)
+    tables.write_tables(out)
     return out

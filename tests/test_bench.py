@@ -122,3 +122,22 @@ def test_every_bench_starts_in_the_venv(script):
                           cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage:" in done.stdout
+
+
+def test_the_committed_lora_layers_report_is_what_its_runs_say(monkeypatch):
+    """results/standard/ablations/lora_layers.md (the AUC effect of top-k LoRA, issue 15) is what
+    bench/lora_layers_auc.py renders from the committed runs, and both rows had equal exposure."""
+    from benchmark.profile import load_profile
+    from benchmark.results import all_runs
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("bench_lora_layers_auc", ROOT / "bench" / "lora_layers_auc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = ROOT / "results" / "standard" / "ablations"
+    runs = {r.method: r for r in all_runs(out) if r.seed == 0 and r.status == "ok"}
+    text = module.report(out, runs[module.TOP_K], runs[module.ALL_BLOCKS], load_profile("standard").eval.bootstrap,
+                         ".venv/bin/python bench/lora_layers_auc.py --profile standard --seed 0")
+    assert (out / "lora_layers.md").read_text() == text
+    assert "same training leads yes, same batches in the same order yes" in text
+    assert "| asllr_ce          | top 8" in text and "| asllr_ce_lora_all | every block" in text

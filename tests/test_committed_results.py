@@ -79,3 +79,13 @@ def test_the_standard_tables_have_every_row_on_a_case_control_sample_of_500_posi
     assert not missing and not failed, (missing, failed)
     assert all(len(s) == 1 for s in samples.values()), samples  # one test sample per dataset
     assert all(json.loads(next(iter(s)))["design"] == "case-control" for s in samples.values())
+
+
+@pytest.mark.parametrize("out", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS.parent)))
+def test_every_link_of_a_committed_table_points_at_a_committed_file(out):
+    import re
+
+    for table in sorted(out.glob("*.md")):
+        for target in re.findall(r"\]\(([^)#]+)\)", table.read_text()):
+            if not target.startswith(("http://", "https://")):
+                assert (table.parent / target).is_file(), f"{table.relative_to(RESULTS.parent)} links {target}"
