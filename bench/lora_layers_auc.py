@@ -35,9 +35,8 @@ def report(out: Path, top_k: RunRecord, all_blocks: RunRecord, n_resamples: int,
     y, _, (s_all, s_top) = significance.paired_scores(out, [all_blocks, top_k])
     delta = tables.paired(out, all_blocks, top_k, ("auc",), relative=False, n_resamples=n_resamples)["auc"]
     test = significance.delong_test(y, s_all, s_top)
-    same_leads = top_k.dataset_info.get("train_ids_sha256") == all_blocks.dataset_info.get("train_ids_sha256")
-    batches = [_exposure(r).get("batch_sequence_sha256") for r in (top_k, all_blocks)]
-    same_batches = batches[0] is not None and batches[0] == batches[1]
+    same_leads = _equal([r.dataset_info.get("train_ids_sha256") for r in (top_k, all_blocks)])
+    same_batches = _equal([_exposure(r).get("batch_sequence_sha256") for r in (top_k, all_blocks)])
     rows = [[r.method, _blocks(r), tables.fmt(r.estimate("auc"), "auc"), _exposure(r).get("leads", "?"),
              r.info.get("trainable_params", "?"), r.info.get("train_leads_per_s", "?"),
              r.provenance.get("cpu", "?")] for r in (top_k, all_blocks)]
@@ -56,6 +55,11 @@ def report(out: Path, top_k: RunRecord, all_blocks: RunRecord, n_resamples: int,
 
 def _exposure(r: RunRecord) -> dict:
     return r.info.get("train_exposure", {})
+
+
+def _equal(hashes: list[str | None]) -> bool:
+    """Both records carry the hash and it is the same (a missing hash proves nothing)."""
+    return hashes[0] is not None and hashes[0] == hashes[1]
 
 
 def _blocks(r: RunRecord) -> str:

@@ -372,6 +372,7 @@ def test_every_llm_row_and_ablation_shares_the_batches_and_their_tier_guarantee(
     assert "global" not in fits["hpro_no_global"][0].run_info()["hpro"]["pair_counts"]
     assert set(fits["hpro_label_only"][0].run_info()["hpro"]["pair_counts"]) == {"label"}
     # the LoRA-placement check (bench/lora_layers_auc.py) differs from asllr_ce in where LoRA sits, not in its loss
+    assert isinstance(fits["asllr_ce_lora_all"][0], type(ce))  # asllr_ce with one setting fixed
     every, top = fits["asllr_ce_lora_all"][0].run_info(), ce.run_info()
     assert (every["llm"]["lora_layers"], top["llm"]["lora_layers"]) == (None, 1)
     assert every["trainable_params"] > top["trainable_params"] and every["loss_terms"] == top["loss_terms"]
