@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 from benchmark import cli, curves, headline, tables
+from crm_export import write_export
+from feature_store.spec import load_spec
+from feature_store.validate import check
 from links import broken_links
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +67,15 @@ def test_a_readme_without_markers_is_one_line_error(tmp_path):
     (tmp_path / "README.md").write_text("no markers\n")
     with pytest.raises(headline.ConfigError, match="no markers"):
         headline.sync(tmp_path / "results", readme=tmp_path / "README.md")
+
+
+def test_the_readme_spec_validates_a_crm_export(tmp_path):
+    """The spec a new user copies first reads the test suite's CRM export with no warning and no error."""
+    text = re.search(r"<!-- minimal-spec -->\s*```yaml\n(.*?)```", README.read_text(), re.S).group(1)
+    path = write_export(tmp_path)
+    path.write_text(text)
+    report = check(load_spec(path))
+    assert report.errors == [] and report.warnings == [], report.summary()
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
