@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="recompute finished jobs")
     r.add_argument("--jobs", type=_positive_int, help=JOBS_HELP)
     r.add_argument("--backend", default="loky", choices=("loky", "dask", "ray"),
-                   help="joblib backend; dask/ray send jobs to a cluster (see README)")
+                   help="joblib backend; dask/ray send jobs to a cluster (see docs/parallel-and-gpu.md)")
     r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
 
     c = command("curve", help="matched-budget learning curves: every method trained on the same N leads")
