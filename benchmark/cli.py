@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="recompute finished jobs")
     r.add_argument("--jobs", type=_positive_int, help=JOBS_HELP)
     r.add_argument("--backend", default="loky", choices=("loky", "dask", "ray"),
-                   help="joblib backend; dask/ray send jobs to a cluster (see README)")
+                   help="joblib backend; dask/ray send jobs to a cluster (see docs/parallel-and-gpu.md)")
     r.add_argument("--scheduler", help="address of the dask scheduler / ray head (default: a local cluster)")
 
     c = command("curve", help="matched-budget learning curves: every method trained on the same N leads")
@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = command("tables", help="render Table 1 and Table 2 from result files only")
     t.add_argument("--results", type=Path, default=Path("results"))
-    t.add_argument("--check", action="store_true", help="exit 1 if the committed tables differ from the results")
+    t.add_argument("--check", action="store_true",
+                   help="exit 1 if the committed tables (or the README's headline tables) differ from the results")
 
     li = command("list", help="list every registered method, or one method's parameters")
     li.add_argument("--params", metavar="NAME", help="print this method's settings: key, type, default, doc")
@@ -118,7 +119,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from benchmark import runner, tables
+    from benchmark import headline, runner, tables
     from benchmark.profile import DatasetEntry, load_profile
 
     profile = load_profile(a.profile, a.overrides)
@@ -130,7 +131,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     out = a.out if a.out is not None else default_out(profile.name)
     records = runner.run(profile, out, methods=a.methods, seeds=a.seeds, datasets=datasets, force=a.force,
                          jobs=a.jobs or runner.default_jobs(profile), backend=a.backend, scheduler=a.scheduler)
-    for path in tables.write_tables(out) if runner.main_process() else ():
+    for path in tables.write_tables(out) + headline.sync(out) if runner.main_process() else ():
         print(f"wrote {path}")
     failed = [r for r in records if r.status == "failed"]
     for r in failed:
@@ -174,19 +175,21 @@ def default_out(profile_name: str) -> Path:
 
 
 def cmd_tables(a: argparse.Namespace) -> int:
-    from benchmark import curves, tables
+    from benchmark import curves, headline, tables
 
     tables.require_results(a.results)
     curve_dir = a.results / curves.FOLDER
     if a.check:
-        stale = tables.check_tables(a.results) + (curves.check_curves(curve_dir) if curve_dir.is_dir() else [])
+        stale = tables.check_tables(a.results) + (curves.check_curves(curve_dir) if curve_dir.is_dir() else []) \
+            + [str(path) for path in headline.sync(a.results, check=True)]
         if stale:
             print("tables differ from the result files: " + ", ".join(stale)
                   + " (run `leadrank tables` to regenerate)", file=sys.stderr)
             return 1
         print("tables match the result files")
         return 0
-    for path in tables.write_tables(a.results) + (curves.write_curves(curve_dir) if curve_dir.is_dir() else []):
+    for path in tables.write_tables(a.results) + (curves.write_curves(curve_dir) if curve_dir.is_dir() else []) \
+            + headline.sync(a.results):
         print(f"wrote {path}")
     return 0
 

@@ -10,7 +10,7 @@ for the leakage rule: the label, an outcome column, a ``post_outcome`` column
 feature or the current stage. Everything that needs the data itself is
 checked by :mod:`feature_store.validate`.
 
-Example (every field is documented in the README, "Benchmark your own leads")::
+Example (every field is documented in docs/own-data.md)::
 
     name: my-crm
     files: [leads.parquet]

@@ -1,6 +1,6 @@
 """Typed settings of the LLM rankers: the profile's ``llm:`` section.
 
-Defaults are the papers' values (README, "LLM rankers"): LoRA rank 16, the
+Defaults are the papers' values (docs/llm-rankers.md): LoRA rank 16, the
 heads' dropout 0.5, one epoch, ``L = α·L_BCE + λ2·L_CE`` with α = 2.0 and
 λ2 = 0.5, heads at 5e-5 and LoRA 20× lower, a 2,000-token dialogue budget.
 The CPU profiles override what a small backbone and a small budget need;

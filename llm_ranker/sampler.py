@@ -7,7 +7,7 @@ arrays, one per batch, for one epoch. The trainer takes any object with that
 Every LLM row (asLLR Base, asLLR + L_CE, HPRO and its ablations) trains on
 :class:`TierSampler` batches: the bucketed, oversampled draws below, topped up
 so each batch holds a preference pair of every funnel tier the training set
-has. Equal exposure (README, "LLM rankers"): the paper's
+has. Equal exposure (docs/llm-rankers.md): the paper's
 lift row compares HPRO's *loss* with L_CE's, so both must see the same leads
 in the same batches; with the tier sampler in HPRO alone, a batch of 4 at
 pos_rate 0.1 grew to ~5.75 leads and ~19 % positives for HPRO only.

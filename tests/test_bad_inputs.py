@@ -1,8 +1,8 @@
-"""The README's bad-input catalogue: every case, the behaviour a user sees, and a test that fails if it changes.
+"""The bad-input catalogue (docs/bad-inputs.md): each case, what a user sees, a test that fails if it changes.
 
 Each case writes an export and a spec the way a user would, then looks at what `leadrank validate` reports
 (``check``) and what `leadrank run` does before any job (``Dataset.load``): a SpecError or DataError of one
-line, a warning and a run that goes on, or data that loads with a documented treatment. The README table
+line, a warning and a run that goes on, or data that loads with a documented treatment. The catalogue
 lists exactly these cases (checked below), plus the rows the runner owns, tested in tests/test_robustness.py.
 """
 
@@ -268,11 +268,9 @@ def test_bad_input(case, tmp_path):
     see(make(tmp_path))
 
 
-def test_the_readme_catalogue_lists_exactly_these_cases():
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Bad-input catalogue"):]
-    section = section[:section.index("\n## ", 1)]
-    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+def test_the_catalogue_page_lists_exactly_these_cases():
+    page = (Path(__file__).parents[1] / "docs" / "bad-inputs.md").read_text()
+    rows = [line.split("|")[1:-1] for line in page.splitlines() if line.startswith("| ") and "---" not in line]
     listed = {re.sub(r"\*|`", "", cells[0]).strip(): cells for cells in rows[1:]}
     elsewhere = {name for name, cells in listed.items() if "tests/test_robustness.py" in "|".join(cells)}
     assert set(listed) - elsewhere == set(CASES) and len(elsewhere) == 4

@@ -11,6 +11,7 @@ import pytest
 from benchmark import curves, tables
 from benchmark.profile import load_profile
 from benchmark.runner import plan
+from links import broken_links
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUNS = sorted(p.parent for p in RESULTS.glob("**/runs") if p.is_dir())
@@ -83,9 +84,5 @@ def test_the_standard_tables_have_every_row_on_a_case_control_sample_of_500_posi
 
 @pytest.mark.parametrize("out", COMMITTED, ids=lambda p: str(p.relative_to(RESULTS.parent)))
 def test_every_link_of_a_committed_table_points_at_a_committed_file(out):
-    import re
-
     for table in sorted(out.glob("*.md")):
-        for target in re.findall(r"\]\(([^)#]+)\)", table.read_text()):
-            if not target.startswith(("http://", "https://")):
-                assert (table.parent / target).is_file(), f"{table.relative_to(RESULTS.parent)} links {target}"
+        assert broken_links(table) == [], table.relative_to(RESULTS.parent)
