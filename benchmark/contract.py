@@ -24,7 +24,8 @@ import leadrank_api as api
 from benchmark.profile import DatasetEntry, Profile, load_profile
 from benchmark.runner import load_splits, missing_requirement, prepare_inputs
 from feature_store.errors import OutcomeAccessError
-from feature_store.store import Inputs, ReadLog, Schema, WatchedSplit
+from feature_store.schema import Inputs, Schema
+from feature_store.store import ReadLog, WatchedSplit
 
 
 class ContractError(AssertionError):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from feature_store.store import Inputs
+from feature_store.schema import Inputs
 from leadrank_api import Method, register
 
 
