@@ -5,9 +5,7 @@ arrays, raw feature values (for prompts), texts, the current stage and time.
 Labels and outcomes are readable on train/valid only: on the test split they
 raise :class:`OutcomeAccessError`, and every attempt is counted so the method
 contract test can prove a method never looked.
-What a method may read of the rest is the dataset's input view (:class:`Schema`);
-a :class:`WatchedSplit` logs every read, so the contract can also prove that a
-method reads what its results say it read (:class:`Inputs`).
+What a method may read of the rest is the dataset's input view (:class:`Schema`).
 
 Inside ``feature_store`` the data path runs one way, and so do the imports:
 spec (:mod:`~feature_store.spec`) -> read (:mod:`~feature_store.ingest`) ->
@@ -20,8 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import numpy as np
@@ -196,114 +193,6 @@ class Split:
         if h_text.shape[0] != len(self):
             raise DataError(f"h_text has {h_text.shape[0]} rows but the {self.name} split has {len(self)} leads")
         return replace(self, h_text=np.asarray(h_text, dtype=np.float32), reads=self.reads)
-
-
-@dataclass
-class ReadLog:
-    """What a method read from :class:`WatchedSplit` s, as :class:`Inputs` has it (``text``: the
-    set of ways the text was read)."""
-
-    columns: set[str] = field(default_factory=set)
-    stage: bool = False
-    text: set[str] = field(default_factory=set)
-    paused: bool = False
-
-    def note(self, schema: Schema, columns: list[str] | tuple[str, ...]) -> None:
-        """Columns read; a text column read from ``raw`` is the raw text, as in a prompt."""
-        for c in columns:
-            if c in schema.text:
-                self.text.add("prompt")
-            else:
-                self.columns.add(c)
-
-    def read(self, name: str, value: Any, schema: Schema) -> Any:
-        """Log the read of the split field ``name``; return what the method gets."""
-        if name == "cat":
-            self.note(schema, schema.categorical)
-        elif name == "num":
-            self.note(schema, schema.numeric_columns)
-        elif name == "time" and schema.time_column:
-            self.note(schema, [schema.time_column])
-        elif name == "stage":
-            self.stage = True
-        elif name == "texts":
-            self.text.add("prompt")
-        elif name == "h_text":
-            self.text.add("h_text")
-        elif name == "raw":
-            value = _WatchedFrame(value)
-            object.__setattr__(value, "_note", lambda cols: self.note(schema, cols))
-        return value
-
-    @contextmanager
-    def pause(self) -> Iterator[None]:
-        """Copying a split (``take``) is not reading it."""
-        was, self.paused = self.paused, True
-        try:
-            yield
-        finally:
-            self.paused = was
-
-
-_WATCHED = frozenset({"cat", "num", "raw", "texts", "stage", "time", "h_text"})
-
-
-@dataclass(frozen=True, eq=False)
-class WatchedSplit(Split):
-    """A split that logs which observable inputs a method reads (the method contract's input check).
-
-    ``cat`` reads every categorical column, ``num`` every numeric one, ``raw[c]`` (so also
-    ``numeric(c)``) the column ``c`` and a whole-frame read of ``raw`` every column, ``time``
-    the time column, ``stage`` the current stage, ``texts`` the raw text and ``h_text`` its
-    embedding. Copies (``take``, ``with_h_text``) log into the same :class:`ReadLog`."""
-
-    log: ReadLog = field(default_factory=ReadLog, repr=False, compare=False)
-
-    @classmethod
-    def of(cls, split: Split, log: ReadLog) -> "WatchedSplit":
-        return cls(**{f.name: getattr(split, f.name) for f in fields(Split)}, log=log)
-
-    def __getattribute__(self, name: str) -> Any:
-        value = object.__getattribute__(self, name)
-        if name in _WATCHED and value is not None:
-            log = object.__getattribute__(self, "log")
-            if not log.paused:
-                value = log.read(name, value, object.__getattribute__(self, "schema"))
-        return value
-
-    def take(self, idx: np.ndarray) -> "Split":
-        with self.log.pause():
-            return super().take(idx)
-
-    def with_h_text(self, h_text: np.ndarray) -> "Split":
-        with self.log.pause():
-            return super().with_h_text(h_text)
-
-
-class _WatchedFrame(pd.DataFrame):
-    """``raw`` of a watched split: ``raw[c]`` notes ``c``; the whole-frame reads ``iloc``, ``loc``,
-    ``values``, ``to_numpy`` note every column; names (``columns``, ``c in raw``) are free."""
-
-    _metadata = ["_note"]
-
-    def __getitem__(self, key: Any) -> Any:
-        self._note([key] if isinstance(key, str) else list(key) if isinstance(key, (list, pd.Index))
-                   else list(self.columns))
-        return super().__getitem__(key)
-
-    def _whole(self) -> pd.DataFrame:
-        self._note(list(self.columns))
-        return pd.DataFrame(self)
-
-    iloc = property(lambda self: self._whole().iloc)
-    loc = property(lambda self: self._whole().loc)
-    values = property(lambda self: self._whole().values)
-
-    def to_numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        return self._whole().to_numpy(*args, **kwargs)
-
-    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        return self._whole().__array__(*args, **kwargs)
 
 
 @dataclass(frozen=True)
