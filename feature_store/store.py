@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from feature_store.encoders import TableEncoder
 from feature_store.errors import DataError, OutcomeAccessError
-from feature_store.sampling import class_sample
+from feature_store.evaluation import Truth, case_control
 from feature_store.schema import Schema
 from feature_store.spec import DatasetSpec
 from feature_store.splits import lead_ids, split_indices
@@ -196,48 +196,6 @@ class Split:
 
 
 @dataclass(frozen=True)
-class EvalSample:
-    """How the scored test leads were drawn from the test split: every lead, or a case-control sample.
-
-    Case-control: every test positive up to ``positives``, and ``negatives`` random negatives. Each
-    scored lead stands for ``1 / fraction`` leads of its class in the split, so weighted P@K / R@K
-    estimate the whole split's values, while AUC needs no weights (they are uniform within a class)."""
-
-    positives: int
-    positives_in_split: int
-    negatives: int
-    negatives_in_split: int
-    seed: int
-
-    @property
-    def case_control(self) -> bool:
-        return (self.positives, self.negatives) != (self.positives_in_split, self.negatives_in_split)
-
-    def weights(self, label: np.ndarray) -> np.ndarray:
-        """Each scored lead's weight: the inverse of its class's sampling fraction (1.0 for the whole split)."""
-        w_pos = self.positives_in_split / max(self.positives, 1)
-        w_neg = self.negatives_in_split / max(self.negatives, 1)
-        return np.where(np.asarray(label) == 1, w_pos, w_neg).astype(np.float64)
-
-    def to_dict(self) -> dict[str, Any]:
-        """What a result records (and what a rerun compares before reusing it)."""
-        if not self.case_control:
-            return {"design": "full"}
-        return {"design": "case-control", "positives": self.positives, "positives_in_split": self.positives_in_split,
-                "negatives": self.negatives, "negatives_in_split": self.negatives_in_split, "seed": self.seed}
-
-
-@dataclass(frozen=True)
-class Truth:
-    """Test labels and sampling weights, held by the runner (never by a method) to compute metrics."""
-
-    ids: np.ndarray
-    label: np.ndarray
-    weight: np.ndarray
-    sample: EvalSample
-
-
-@dataclass(frozen=True)
 class SplitSet:
     train: Split
     valid: Split
@@ -279,13 +237,14 @@ class Dataset:
 
     def splits(self, test_positives: int | None = None, test_negatives: int | None = None,
                subsample_seed: int = 0) -> SplitSet:
-        """Encoded train/valid/test; test optionally a fixed-seed case-control sample (:class:`EvalSample`).
+        """Encoded train/valid/test; test optionally a fixed-seed case-control sample
+        (:class:`~feature_store.evaluation.EvalSample`).
 
         The sample depends only on the dataset, the two sizes and ``subsample_seed`` — never on
         a method or its seed — so every method of a table is scored on the same leads."""
         fit, valid, test = self.split_indices()
         sp, label = self.spec, self.frame[self.spec.label].to_numpy()
-        test, sample = _case_control(test, label[test], test_positives, test_negatives, subsample_seed)
+        test, sample = case_control(test, label[test], test_positives, test_negatives, subsample_seed)
         enc = TableEncoder(sp.categorical, sp.numeric).fit(self.frame, fit)
         schema = Schema(dataset=sp.name, categorical=sp.categorical, numeric=enc.numeric_names, text=sp.text,
                         cardinalities=enc.cardinalities, stage_order=sp.stage_order if sp.current_stage else (),
@@ -337,19 +296,6 @@ def _stage_depth(column: pd.Series, order: tuple) -> np.ndarray:
     depth = {s: i for i, s in enumerate(order)}
     lookup = np.array([depth.get(v, -1) for v in uniques.tolist()] + [-1], dtype=np.int64)
     return lookup[codes]
-
-
-def _case_control(idx: np.ndarray, y: np.ndarray, max_pos: int | None, max_neg: int | None,
-                  seed: int) -> tuple[np.ndarray, EvalSample]:
-    """The rows of ``idx`` (labels ``y``) to score: at most ``max_pos`` positives and ``max_neg``
-    negatives, each class drawn at random (null = all of the class), sorted."""
-    n_pos, n_neg = int((y == 1).sum()), int((y != 1).sum())
-    keep_pos = n_pos if max_pos is None else min(max_pos, n_pos)
-    keep_neg = n_neg if max_neg is None else min(max_neg, n_neg)
-    sample = EvalSample(keep_pos, n_pos, keep_neg, n_neg, seed)
-    if not sample.case_control:
-        return idx, sample
-    return np.sort(idx[class_sample(y, keep_pos, keep_neg, np.random.default_rng([seed, 31337]))]), sample
 
 
 def _nested(split: Split, n: int, seed: int) -> Split:
