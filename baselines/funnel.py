@@ -6,7 +6,7 @@ import numpy as np
 
 from feature_store.errors import DataError
 from feature_store.schema import Inputs, Schema
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Method, Params, register
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 
 from feature_store.schema import Inputs, Schema
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Method, Params, register
 
 

@@ -27,7 +27,7 @@ from benchmark.profile import DatasetEntry, Profile, load_profile
 from benchmark.runner import load_splits, missing_requirement, prepare_inputs
 from feature_store.errors import OutcomeAccessError
 from feature_store.schema import Inputs, Schema
-from feature_store.store import Split
+from feature_store.split import Split
 
 
 class ContractError(AssertionError):

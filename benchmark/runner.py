@@ -36,7 +36,8 @@ from feature_store.adapters import resolve_spec
 from feature_store.embeddings import attach_h_text
 from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
-from feature_store.store import Dataset, Split, SplitSet
+from feature_store.split import Split, SplitSet
+from feature_store.store import Dataset
 from feature_store.synthetic import generate, identity
 
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from feature_store.errors import ConfigError
 from feature_store.schema import Inputs, Schema
-from feature_store.store import Split
+from feature_store.split import Split
 from feature_store.typed import Settings, load_yaml, parse, suggest
 
 Params = Settings  # the base of every method's typed hyper-parameters

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from feature_store.schema import Schema
-from feature_store.store import Split
+from feature_store.split import Split
 from llm_ranker.summarizer import Summarizer
 
 QUESTION = "Will this lead lock an order? Answer:"

@@ -13,7 +13,7 @@ from benchmark.contract import (ContractError, ReadLog, WatchedSplit, check_inpu
                                 tiny_entry)
 from benchmark.runner import load_splits
 from feature_store.schema import Inputs, Schema
-from feature_store.store import Split
+from feature_store.split import Split
 
 TABLE_ONLY = ("ctr", "classical")  # the families of learned table-only models
 

@@ -19,7 +19,7 @@ ALLOWED = {
 }
 # inside feature_store: a module may import only modules before it in the data path
 FEATURE_STORE_ORDER = ("errors", "typed", "files", "sampling", "spec", "encoders", "ingest", "splits", "validate",
-                       "schema", "evaluation", "store", "adapters", "synthetic", "embeddings", "text_encoders")
+                       "schema", "evaluation", "split", "store", "adapters", "synthetic", "embeddings", "text_encoders")
 
 
 def imports(path: Path) -> list[str]:
