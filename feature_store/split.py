@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from feature_store.errors import DataError, OutcomeAccessError
 from feature_store.evaluation import Truth
+from feature_store.sampling import nested_sample
 from feature_store.schema import Schema
 
 
@@ -206,12 +207,5 @@ class SplitSet:
 
 
 def _nested(split: Split, n: int, seed: int) -> Split:
-    """The first ``n`` leads of ``split`` in a fixed per-class random order, both classes pro rata."""
-    if n >= len(split):
-        return split
-    y = split.y
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
-    rng = np.random.default_rng([seed, 8191])
-    pos, neg = rng.permutation(pos), rng.permutation(neg)
-    n_pos = min(len(pos), max(1, round(n * len(pos) / len(y))))
-    return split.take(np.sort(np.concatenate([pos[:n_pos], neg[:n - n_pos]])))
+    """The leads of ``split`` that :func:`~feature_store.sampling.nested_sample` keeps for a budget of ``n``."""
+    return split if n >= len(split) else split.take(nested_sample(split.y, n, seed))

@@ -3,8 +3,8 @@
 Inside ``feature_store`` the data path runs one way, and so do the imports:
 spec (:mod:`~feature_store.spec`) -> read (:mod:`~feature_store.ingest`) ->
 check (:mod:`~feature_store.validate`) -> dataset (this module), whose row
-indices come from :mod:`feature_store.splits`, the one place a split is
-computed (validation checks the very same cut). What it hands out is
+indices come from :mod:`feature_store.sampling`, the one place a split or a
+subsample is drawn (validation checks the very same cut). What it hands out is
 described in :mod:`feature_store.schema` (what a method may read),
 :mod:`feature_store.split` (the containers) and :mod:`feature_store.evaluation`
 (which test leads are scored).
@@ -18,10 +18,10 @@ import pyarrow as pa
 
 from feature_store.encoders import TableEncoder
 from feature_store.evaluation import Truth, case_control
+from feature_store.sampling import lead_ids, split_indices
 from feature_store.schema import Schema
 from feature_store.spec import DatasetSpec
 from feature_store.split import Split, SplitSet, TextColumn
-from feature_store.splits import lead_ids, split_indices
 from feature_store.validate import check
 
 

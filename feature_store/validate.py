@@ -14,7 +14,7 @@ the whole data; a lead id is missing or duplicated; a time is missing; a
 column is missing in every row; a categorical column has one value in every
 row; a text column holds numbers; a stage value is not in the stage order;
 the train or test split lacks a class (metrics would be undefined), checked
-on the very cut a run uses (:mod:`feature_store.splits`).
+on the very cut a run uses (:mod:`feature_store.sampling`).
 Warnings: a column is mostly missing, constant, or on its own almost identical
 to the label (likely leakage: its AUC alone is named); a numeric feature has
 infinite values; a categorical is id-like (most values occur once); a
@@ -33,9 +33,8 @@ import pandas as pd
 
 from feature_store.errors import DataError, LeadrankError
 from feature_store.ingest import SHOWN_BAD, UTF8, Ingested, plain, read
-from feature_store.sampling import both_classes
+from feature_store.sampling import PARTS, both_classes, split_indices
 from feature_store.spec import DatasetSpec, data_gaps
-from feature_store.splits import PARTS, split_indices
 
 MISSING_WARN = 0.5  # warn when more than this share of a column is missing
 LEAK_AUC = 0.95  # warn when one column alone ranks leads at least this well (or this badly)

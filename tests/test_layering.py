@@ -18,8 +18,8 @@ ALLOWED = {
     "benchmark": {"feature_store", "leadrank_api", "baselines", "llm_ranker"},
 }
 # inside feature_store: a module may import only modules before it in the data path
-FEATURE_STORE_ORDER = ("errors", "typed", "files", "sampling", "spec", "encoders", "ingest", "splits", "validate",
-                       "schema", "evaluation", "split", "store", "adapters", "synthetic", "embeddings", "text_encoders")
+FEATURE_STORE_ORDER = ("errors", "typed", "files", "spec", "encoders", "ingest", "sampling", "validate", "schema",
+                       "evaluation", "split", "store", "adapters", "synthetic", "embeddings", "text_encoders")
 
 
 def imports(path: Path) -> list[str]:
