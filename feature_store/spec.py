@@ -376,16 +376,3 @@ def load_spec(path: str | Path) -> DatasetSpec:
         raise SpecError(f"the spec is not UTF-8 text (byte {e.start})", file=str(path)) from None
     d = load_yaml(text, file=str(path), error=SpecError)
     return DatasetSpec.from_dict(d, base_dir=path.parent, source=str(path))
-
-
-def data_gaps(has_text: bool, has_stage: bool, has_outcomes: bool, llm: bool = True, hpro: bool = True) -> list[str]:
-    """What each method does with what the data lacks (validate's summary and the table footnotes)."""
-    gaps = []
-    if not has_text:
-        gaps.append("no text column: '+h_text' rows are n/a" + ("; LLM rows read prompts of the table features "
-                                                                 "only (no dialogue part)" if llm else ""))
-    if not has_stage:
-        gaps.append("no current funnel stage: funnel rows (Funnel+Recency, Funnel+CTR) are n/a")
-    if not has_outcomes and hpro:
-        gaps.append("no outcome funnel: HPRO uses label-only pairs (converted over not converted)")
-    return gaps

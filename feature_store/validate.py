@@ -26,6 +26,7 @@ positives (wide CIs).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ import pandas as pd
 from feature_store.errors import DataError, LeadrankError
 from feature_store.ingest import SHOWN_BAD, UTF8, Ingested, plain, read
 from feature_store.sampling import PARTS, both_classes, split_indices
-from feature_store.spec import DatasetSpec, data_gaps
+from feature_store.spec import DatasetSpec
 
 MISSING_WARN = 0.5  # warn when more than this share of a column is missing
 LEAK_AUC = 0.95  # warn when one column alone ranks leads at least this well (or this badly)
@@ -94,7 +95,9 @@ class Report:
             hint = (f"{hint}; " if hint else "") + f"{more} more error(s): run `leadrank validate {self.spec.source}`"
         raise DataError(first.message, file=first.file, column=first.column, row=first.row, hint=hint)
 
-    def summary(self) -> str:
+    def summary(self, notes: Sequence[str] = ()) -> str:
+        """What was read and found, one fact a line; ``notes`` (shown after the split) are the caller's lines on
+        what the data means for the methods, which the feature store does not know."""
         sp, lines = self.spec, [f"dataset '{self.spec.name}' (spec {self.spec.source})"]
         ing = self.ingested
         if ing is not None:
@@ -118,8 +121,7 @@ class Report:
             kind = "temporal (by time)" if sp.split.kind == "temporal" else f"random stratified (seed {sp.split.seed})"
             parts = [f"{k} {n:,} ({p:,} positive)" for k, (n, p) in self.splits.items()]
             lines.append(f"  split: {kind}: " + ", ".join(parts))
-        gaps = data_gaps(bool(sp.text), bool(sp.current_stage), bool(sp.outcomes.columns))
-        lines += [f"  {g}" for g in gaps] or ["  text, current stage and outcome funnel present: every method applies"]
+        lines += [f"  {n}" for n in notes]
         if not sp.p_true:
             lines.append("  no p_true: no oracle row (it exists only for synthetic worlds)")
         for level, items in (("warning", self.warnings), ("error", self.errors)):
