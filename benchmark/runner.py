@@ -19,7 +19,7 @@ import os
 import time
 import traceback
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,7 +73,7 @@ def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False)
         generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
         spec = load_spec(spec_file)  # as read back from its folder (file paths resolve against it)
     # results are filed under the profile's dataset name, not the world's
-    return Dataset.load(replace(spec, name=entry.name))
+    return Dataset.load(spec.model_copy(update={"name": entry.name}))
 
 
 _SPLITS: dict[tuple, tuple[Dataset, SplitSet]] = {}

@@ -239,7 +239,7 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     df, src, out = ing.frame, ing.files, []
     stages = {spec.current_stage: (spec.stage_order, "stage_order"),
               spec.outcomes.final_stage: (spec.outcomes.final_stage_order, "outcomes.final_stage_order")}
-    checked = [*spec.features, *(c for c in (spec.current_stage, *spec.outcomes.columns) if c)]
+    checked = [*spec.feature_columns, *(c for c in (spec.current_stage, *spec.outcomes.columns) if c)]
     for col in checked:
         s = df[col]
         missing = float(s.isna().mean())
@@ -261,7 +261,7 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
         if missing > MISSING_WARN and col not in spec.outcomes.columns:
             out.append(Problem("warning", f"{100 * missing:.0f} % of values are missing", src, col,
                                hint="models see missing as its own value; check the export if this is unexpected"))
-        if col in spec.features and constant:
+        if col in spec.feature_columns and constant:
             out.append(Problem("warning", f"constant: every non-missing value is {s.dropna().iloc[0]!r}", src, col,
                                hint="it carries no signal beyond being missing; remove it or check the export"))
         if col in spec.numeric:
