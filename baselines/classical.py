@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from baselines.sklearn_adapter import SklearnClassifier
 from feature_store.sampling import both_classes
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Params, register
 
 

@@ -24,7 +24,8 @@ import numpy as np
 
 from baselines import deepctr_compat as dc
 from feature_store.errors import DataError
-from feature_store.store import Inputs, Schema, Split
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 from leadrank_api import Method, Params, register, torch_threads
 
 NEEDS_SPARSE = {"xDeepFM", "AutoInt"}  # their interaction layers read categorical embeddings only

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from feature_store.errors import DataError
-from feature_store.store import Inputs, Schema, Split
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 from leadrank_api import Method, Params, register
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from feature_store.sampling import both_classes
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Method, Params, register
 
 

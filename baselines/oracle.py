@@ -14,7 +14,8 @@ from typing import Literal
 
 import numpy as np
 
-from feature_store.store import Inputs, Schema, Split
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 from leadrank_api import Method, Params, register
 
 

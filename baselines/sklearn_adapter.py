@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import OneHotEncoder
 
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Method
 
 

@@ -38,7 +38,7 @@ from baselines import deepctr_compat as dc
 from benchmark import registry
 from benchmark.profile import load_profile
 from benchmark.runner import load_splits
-from feature_store.store import Split
+from feature_store.split import Split
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _record import record  # noqa: E402

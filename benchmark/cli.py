@@ -214,12 +214,14 @@ def cmd_list(a: argparse.Namespace) -> int:
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from benchmark.smoke import fit_checks
+    from benchmark.tables import data_gaps
     from feature_store.adapters import resolve_spec
     from feature_store.validate import check
 
     spec = resolve_spec(a.spec, a.data_dir)
     report = check(spec)
-    print(report.summary())
+    gaps = data_gaps(bool(spec.text), bool(spec.current_stage), bool(spec.outcomes.columns))
+    print(report.summary(gaps or ["text, current stage and outcome funnel present: every method applies"]))
     if report.errors:
         return 2
     if a.no_fit:

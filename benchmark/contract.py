@@ -15,20 +15,131 @@ from __future__ import annotations
 
 import socket
 from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import pandas as pd
 
 import leadrank_api as api
 from benchmark.profile import DatasetEntry, Profile, load_profile
 from benchmark.runner import load_splits, missing_requirement, prepare_inputs
 from feature_store.errors import OutcomeAccessError
-from feature_store.store import Inputs, ReadLog, Schema, WatchedSplit
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 
 
 class ContractError(AssertionError):
     pass
+
+
+@dataclass
+class ReadLog:
+    """What a method read from :class:`WatchedSplit` s, as :class:`Inputs` has it (``text``: the
+    set of ways the text was read)."""
+
+    columns: set[str] = field(default_factory=set)
+    stage: bool = False
+    text: set[str] = field(default_factory=set)
+    paused: bool = False
+
+    def note(self, schema: Schema, columns: list[str] | tuple[str, ...]) -> None:
+        """Columns read; a text column read from ``raw`` is the raw text, as in a prompt."""
+        for c in columns:
+            if c in schema.text:
+                self.text.add("prompt")
+            else:
+                self.columns.add(c)
+
+    def read(self, name: str, value: Any, schema: Schema) -> Any:
+        """Log the read of the split field ``name``; return what the method gets."""
+        if name == "cat":
+            self.note(schema, schema.categorical)
+        elif name == "num":
+            self.note(schema, schema.numeric_columns)
+        elif name == "time" and schema.time_column:
+            self.note(schema, [schema.time_column])
+        elif name == "stage":
+            self.stage = True
+        elif name == "texts":
+            self.text.add("prompt")
+        elif name == "h_text":
+            self.text.add("h_text")
+        elif name == "raw":
+            value = _WatchedFrame(value)
+            object.__setattr__(value, "_note", lambda cols: self.note(schema, cols))
+        return value
+
+    @contextmanager
+    def pause(self) -> Iterator[None]:
+        """Copying a split (``take``) is not reading it."""
+        was, self.paused = self.paused, True
+        try:
+            yield
+        finally:
+            self.paused = was
+
+
+_WATCHED = frozenset({"cat", "num", "raw", "texts", "stage", "time", "h_text"})
+
+
+@dataclass(frozen=True, eq=False)
+class WatchedSplit(Split):
+    """A split that logs which observable inputs a method reads (the method contract's input check).
+
+    ``cat`` reads every categorical column, ``num`` every numeric one, ``raw[c]`` (so also
+    ``numeric(c)``) the column ``c`` and a whole-frame read of ``raw`` every column, ``time``
+    the time column, ``stage`` the current stage, ``texts`` the raw text and ``h_text`` its
+    embedding. Copies (``take``, ``with_h_text``) log into the same :class:`ReadLog`."""
+
+    log: ReadLog = field(default_factory=ReadLog, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, split: Split, log: ReadLog) -> "WatchedSplit":
+        return cls(**{f.name: getattr(split, f.name) for f in fields(Split)}, log=log)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in _WATCHED and value is not None:
+            log = object.__getattribute__(self, "log")
+            if not log.paused:
+                value = log.read(name, value, object.__getattribute__(self, "schema"))
+        return value
+
+    def take(self, idx: np.ndarray) -> "Split":
+        with self.log.pause():
+            return super().take(idx)
+
+    def with_h_text(self, h_text: np.ndarray) -> "Split":
+        with self.log.pause():
+            return super().with_h_text(h_text)
+
+
+class _WatchedFrame(pd.DataFrame):
+    """``raw`` of a watched split: ``raw[c]`` notes ``c``; the whole-frame reads ``iloc``, ``loc``,
+    ``values``, ``to_numpy`` note every column; names (``columns``, ``c in raw``) are free."""
+
+    _metadata = ["_note"]
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note([key] if isinstance(key, str) else list(key) if isinstance(key, (list, pd.Index))
+                   else list(self.columns))
+        return super().__getitem__(key)
+
+    def _whole(self) -> pd.DataFrame:
+        self._note(list(self.columns))
+        return pd.DataFrame(self)
+
+    iloc = property(lambda self: self._whole().iloc)
+    loc = property(lambda self: self._whole().loc)
+    values = property(lambda self: self._whole().values)
+
+    def to_numpy(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self._whole().to_numpy(*args, **kwargs)
+
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        return self._whole().__array__(*args, **kwargs)
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 A table compares methods at whatever training budget each one can afford; on a
 CPU the LLM rows train on a few thousand leads while a CTR model reads every
 lead. A curve point instead trains *every* selected method on the same N leads
-(:meth:`feature_store.store.SplitSet.with_train_budget`: nested, stratified,
+(:meth:`feature_store.split.SplitSet.with_train_budget`: nested, stratified,
 one fixed order per class, validation cut pro rata) and scores the same test
 leads, so each column of ``curves.md`` is a fair comparison, and the columns
 show how each method grows with data. Each point's results are an ordinary

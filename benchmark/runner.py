@@ -19,7 +19,7 @@ import os
 import time
 import traceback
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,7 +36,8 @@ from feature_store.adapters import resolve_spec
 from feature_store.embeddings import attach_h_text
 from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
-from feature_store.store import Dataset, Split, SplitSet
+from feature_store.split import Split, SplitSet
+from feature_store.store import Dataset
 from feature_store.synthetic import generate, identity
 
 
@@ -72,7 +73,7 @@ def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False)
         generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
         spec = load_spec(spec_file)  # as read back from its folder (file paths resolve against it)
     # results are filed under the profile's dataset name, not the world's
-    return Dataset.load(replace(spec, name=entry.name))
+    return Dataset.load(spec.model_copy(update={"name": entry.name}))
 
 
 _SPLITS: dict[tuple, tuple[Dataset, SplitSet]] = {}

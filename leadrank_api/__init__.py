@@ -51,7 +51,8 @@ from typing import Any, ClassVar, Iterator, Mapping
 import numpy as np
 
 from feature_store.errors import ConfigError
-from feature_store.store import Inputs, Schema, Split
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 from feature_store.typed import Settings, load_yaml, parse, suggest
 
 Params = Settings  # the base of every method's typed hyper-parameters

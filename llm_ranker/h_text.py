@@ -32,7 +32,7 @@ import numpy as np
 
 from feature_store.embeddings import EmbeddingProvider, register_provider
 from feature_store.sampling import stratified_folds
-from feature_store.store import Split
+from feature_store.split import Split
 from feature_store.typed import parse
 from leadrank_api import MethodContext
 from llm_ranker.config import LLMParams

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import MethodContext, register
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, Targets, answer_ce, pointwise_bce

@@ -41,7 +41,8 @@ import numpy as np
 
 from feature_store.errors import ConfigError
 from feature_store.sampling import both_classes
-from feature_store.store import Inputs, Schema, Split
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 from leadrank_api import Method, MethodContext, Params, Settings, register
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce

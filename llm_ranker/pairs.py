@@ -32,7 +32,7 @@ import pandas as pd
 from pydantic import field_validator, model_validator
 
 from feature_store.errors import ConfigError
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import Params
 
 TIERS = ("global", "key_action", "soft_signal", "label")  # priority order; the index is the tier id

@@ -37,7 +37,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from feature_store.store import Schema, Split
+from feature_store.schema import Schema
+from feature_store.split import Split
 from llm_ranker.summarizer import Summarizer
 
 QUESTION = "Will this lead lock an order? Answer:"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from feature_store.sampling import class_sample
-from feature_store.store import Split
+from feature_store.split import Split
 from leadrank_api import torch_threads
 from llm_ranker.backbones import backbone_dir, compute_dtype, load_backbone
 from llm_ranker.config import LLMParams

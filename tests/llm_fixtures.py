@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_store.store import Schema, Split
+from feature_store.schema import Schema
+from feature_store.split import Split
 from leadrank_api import torch_threads
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce

@@ -15,7 +15,8 @@ from sklearn.metrics import roc_auc_score
 from baselines import deepctr_compat as dc
 from benchmark import registry
 from feature_store.errors import DataError
-from feature_store.store import Schema, Split
+from feature_store.schema import Schema
+from feature_store.split import Split
 
 STAGES = ("new", "contacted", "visited", "test_drive")
 

@@ -1,6 +1,5 @@
 """h_text: the embedding cache, the train-only reduction and the text encoders (minilm, tfidf)."""
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def test_cache_hits_on_second_use_and_misses_after_the_data_changes(world_copy, 
     frame.loc[0, "transcript"] = "Customer: I changed my mind."
     frame.to_parquet(part)
     # edited by hand, it is no longer what the generator wrote: its fingerprint is then its content
-    dataclasses.replace(load_spec(world_copy / "spec.yaml"), generated_by=None).save(world_copy / "spec.yaml")
+    load_spec(world_copy / "spec.yaml").model_copy(update={"generated_by": None}).save(world_copy / "spec.yaml")
     ds2, splits2 = load(world_copy)
     assert ds2.fingerprint != ds.fingerprint
     _, info3 = h_text_arrays(ds2, splits2, config, tmp_path / "cache")

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from feature_store.errors import SpecError
+from feature_store.sampling import split_indices
 from feature_store.spec import DatasetSpec
-from feature_store.splits import split_indices
 
 
 def _frame(days: int = 100, per_day: int = 10) -> pd.DataFrame:

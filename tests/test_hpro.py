@@ -16,9 +16,9 @@ from llm_fixtures import make_split
 
 from benchmark.profile import load_profile
 from benchmark.registry import get
+from benchmark.tables import data_gaps
 from feature_store.errors import ConfigError
 from feature_store.typed import parse
-from feature_store.spec import data_gaps
 from llm_ranker.hpro import HPROTerm, hpro_loss
 from llm_ranker.pairs import LONG, SHORT, TIERS, HPROParams, PairSpec, build_pairs
 from llm_ranker.sampler import TierSampler

@@ -9,9 +9,11 @@ import pytest
 
 import leadrank_api as api
 from benchmark import registry, runner, tables
-from benchmark.contract import ContractError, check_inputs, check_method, contract_profile, tiny_entry
+from benchmark.contract import (ContractError, ReadLog, WatchedSplit, check_inputs, check_method, contract_profile,
+                                tiny_entry)
 from benchmark.runner import load_splits
-from feature_store.store import Inputs, ReadLog, Schema, Split, WatchedSplit
+from feature_store.schema import Inputs, Schema
+from feature_store.split import Split
 
 TABLE_ONLY = ("ctr", "classical")  # the families of learned table-only models
 

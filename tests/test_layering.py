@@ -18,8 +18,8 @@ ALLOWED = {
     "benchmark": {"feature_store", "leadrank_api", "baselines", "llm_ranker"},
 }
 # inside feature_store: a module may import only modules before it in the data path
-FEATURE_STORE_ORDER = ("errors", "typed", "files", "sampling", "spec", "encoders", "ingest", "splits", "validate",
-                       "store", "adapters", "synthetic", "embeddings", "text_encoders")
+FEATURE_STORE_ORDER = ("errors", "typed", "files", "spec", "encoders", "ingest", "sampling", "validate", "schema",
+                       "evaluation", "split", "store", "adapters", "synthetic", "embeddings", "text_encoders")
 
 
 def imports(path: Path) -> list[str]:
@@ -60,7 +60,7 @@ OLD_BACK_EDGES = {  # what the layout had before the layering (one line each)
     "baselines/ctr.py": "from benchmark.registry import Method, register\n",
     "llm_ranker/h_text.py": "from benchmark.registry import MethodContext\n",
     "feature_store/embeddings.py": "def get_provider():\n    import llm_ranker\n",
-    "feature_store/store.py": "def load():\n    from feature_store.validate import check\n",
+    "feature_store/validate.py": "def check():\n    from feature_store.store import Dataset\n",
     "feature_store/ingest.py": "from feature_store.store import file_digest\n",
     "benchmark/contract.py": "def fit():\n    from benchmark.runner import _prepare\n",
 }
@@ -71,4 +71,4 @@ def test_every_old_back_edge_would_fail(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(src)
     found = violations(tmp_path)
-    assert len(found) == len(OLD_BACK_EDGES), found
+    assert {line.split(" ")[0] for line in found} == set(OLD_BACK_EDGES), found

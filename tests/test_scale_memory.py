@@ -16,7 +16,7 @@ from benchmark import registry, results, runner
 from benchmark.contract import contract_profile, tiny_entry
 from feature_store.encoders import MISSING, _cat_codes
 from feature_store.errors import LeadrankError
-from feature_store.store import TextColumn
+from feature_store.split import TextColumn
 
 
 def _old_cat_strings(s: pd.Series) -> list[str]:

@@ -1,8 +1,6 @@
 """Portable fingerprints: a generated dataset is fingerprinted by its generator identity and spec, user data
 by its bytes."""
 
-import dataclasses
-
 import yaml
 
 from crm_export import write_export
@@ -15,15 +13,15 @@ WORLD = Generator(generator="leadrank-synthetic", version=1, world="industrial",
 def test_a_generated_dataset_is_fingerprinted_by_its_generator_not_its_bytes(tmp_path):
     path = write_export(tmp_path)
     user = load_spec(path)
-    generated = dataclasses.replace(user, generated_by=WORLD)
+    generated = user.model_copy(update={"generated_by": WORLD})
     before = ingest.read(user).fingerprint, ingest.read(generated).fingerprint
     with (tmp_path / "export.csv").open("a") as f:  # the same world regenerated on another CPU: other last bits
         f.write("\n")
     after = ingest.read(user).fingerprint, ingest.read(generated).fingerprint
     assert before[0] != after[0] and before[1] == after[1]
-    other = dataclasses.replace(generated, generated_by=WORLD.model_copy(update={"version": 2}))
+    other = generated.model_copy(update={"generated_by": WORLD.model_copy(update={"version": 2})})
     assert ingest.read(other).fingerprint != after[1]
-    assert ingest.read(dataclasses.replace(generated, name="renamed")).fingerprint != after[1]
+    assert ingest.read(generated.model_copy(update={"name": "renamed"})).fingerprint != after[1]
 
 
 def test_the_user_data_fingerprint_is_unchanged_by_the_new_optional_keys(tmp_path):

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from feature_store.store import Inputs
-from leadrank_api import Method, register
+from leadrank_api import Inputs, Method, register
 
 
 @register(name="example_engagement", family="rule", tables=("table1", "table2"), in_paper=False,
