@@ -161,7 +161,8 @@ def choose_reference(auc: dict[str, float], preferred: tuple[str, ...], preferre
     others = [m for m in auc if m != "oracle" and m not in constant]
     why = "scored every test lead the same" if any(m in auc for m in preferred) else "did not run"
     if not others:
-        return None, f"no reference: neither {preferred_name} nor any other non-oracle row ran with varying scores"
+        varying = " with varying scores" if constant else ""
+        return None, f"no reference: neither {preferred_name} nor any other non-oracle row ran{varying}"
     best = max(others, key=lambda m: (auc[m], m))
     return best, f"fallback, because {preferred_name} {why}: the best non-oracle row by AUC"
 

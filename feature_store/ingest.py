@@ -22,9 +22,10 @@ that cannot be typed is not raised here: it is recorded (how many per column,
 and the first few with their rows) for :mod:`feature_store.validate`, which
 reports every problem at once, and read as missing.
 
-Missing is the same in both formats: the strings a CSV reader reads as missing
-(``""``, ``NA``, ``NULL``, ``N/A``, ``nan``, ...: Arrow's defaults) are missing
-in a Parquet string column too, and ``na_values`` adds to them in both.
+Missing is the same in both formats: in a column typed as numbers, the strings
+a CSV reader reads as missing (``""``, ``NA``, ``NULL``, ``N/A``, ``nan``, ...:
+Arrow's defaults) are missing in a Parquet file too, where they are stored as
+text; ``na_values`` adds to them in both.
 
 A file is refused when it cannot mean what the spec says: a column the spec
 reads appears twice in its header (which one is meant?), or CSV lines have
@@ -142,8 +143,7 @@ def read(spec: DatasetSpec) -> Ingested:
         _check_columns(path, columns, available)
         n, csv = 0, _kind(path) == "csv"
         for batch in _batches(path, columns, spec):
-            df = typer.decode(batch, start + n) if csv else _parquet_nulls(batch.to_pandas())
-            frames.append(typer.apply(df, start + n))
+            frames.append(typer.apply(typer.decode(batch, start + n) if csv else batch.to_pandas(), start + n))
             n += batch.num_rows
         sources.append(Source(path, start, n, tuple(available)))
         start += n
@@ -287,20 +287,6 @@ def _line_numbers(path: Path, texts: list[str]) -> list[int | None]:
     return found
 
 
-def _parquet_nulls(df: pd.DataFrame) -> pd.DataFrame:
-    """A Parquet batch's strings that a CSV reader reads as missing, missing too (the same export saved as
-    CSV or as Parquet means the same)."""
-    longest = max(map(len, CSV_NULLS))
-    for col in df.columns:
-        s = df[col]
-        if pd.api.types.is_string_dtype(s):  # only short values are compared: no hash of every transcript
-            short = (s.str.len() <= longest).fillna(False).to_numpy(dtype=bool)
-            null = np.zeros(len(s), dtype=bool)
-            null[short] = s[short].isin(CSV_NULLS).to_numpy(dtype=bool)
-            df[col] = s.mask(null)
-    return df
-
-
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
@@ -368,6 +354,8 @@ class _Typer:
             entry.values.append(plain(s.iloc[i]))
 
     def _number(self, s: pd.Series, col: str, kind: str, offset: int) -> pd.Series:
+        if not pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            s = s.mask(s.astype("string").str.strip().isin(CSV_NULLS))  # "" in a Parquet text column: missing
         if kind == "bool":
             if pd.api.types.is_bool_dtype(s):
                 return s.astype("float64")
@@ -390,18 +378,17 @@ class _Typer:
         """Naive UTC datetime64[ns]. Times are parsed at the resolution pandas picks (seconds to nanoseconds),
         so a time past the nanosecond range is seen, recorded and read as missing instead of overflowing."""
         fmt, col = self.spec.time_format, self.spec.time
+        beyond = pd.Series(False, index=s.index)
         if pd.api.types.is_datetime64_any_dtype(s):
             parsed = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
-        elif fmt in TIME_FORMATS_EPOCH:
+        elif fmt in TIME_FORMATS_EPOCH:  # checked as numbers: pandas raises on an epoch past the range
             x = pd.to_numeric(s, errors="coerce")
             per_second = 1 if fmt == "unix_s" else 1000
-            lo, hi = (t.timestamp() * per_second for t in TIME_RANGE)
-            beyond = x.notna() & ~x.between(lo, hi)
-            self._record(col, s, beyond, offset, IN_TIME_RANGE, OUT_OF_RANGE_HINT)
+            beyond = x.notna() & ~x.between(*(t.timestamp() * per_second for t in TIME_RANGE))
             parsed = pd.to_datetime(x.mask(beyond), unit="s" if fmt == "unix_s" else "ms", utc=True)
         else:
             parsed = pd.to_datetime(s, format=fmt or "ISO8601", utc=True, errors="coerce")
-        beyond = parsed.notna() & ~parsed.between(*(t.tz_localize("UTC") for t in TIME_RANGE))
+        beyond |= parsed.notna() & ~parsed.between(*(t.tz_localize("UTC") for t in TIME_RANGE))
         self._record(col, s, beyond, offset, IN_TIME_RANGE, OUT_OF_RANGE_HINT)
         self._record(col, s, parsed.isna() & s.notna() & ~beyond, offset,
                      f"a time in format {fmt}" if fmt else "an ISO 8601 time")
