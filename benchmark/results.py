@@ -50,6 +50,7 @@ class RunRecord:
     n_test: int = 0
     n_pos: int = 0
     dataset_info: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what validating the data warned about (the table repeats it)
     fingerprint: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)

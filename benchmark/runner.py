@@ -146,6 +146,7 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=_record_table(job.entry, cls),
                 family=cls.family, in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
                 n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
+                warnings=list(ds.warnings),
                 config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config},
                 provenance=provenance())
     why = missing_requirement(cls, splits) or _beyond_cap(cls, settings, splits, job)

@@ -21,6 +21,12 @@ The reference row is the one the paper's claim is about: Table 1 the best CTR
 model without ``h_text`` (by AUC), Table 2 asLLR without HPRO. When it did not
 run, the best non-oracle row by AUC stands in and the note says so.
 
+A row whose scores do not vary (every test lead scored the same, e.g. a tree
+model that found no split on a small file) ranks nothing: its AUC is 0.5 and
+its P@K the base rate by construction, not by estimate. It is not tested, so it
+carries no mark and takes no part in the correction, is never the reference,
+and the table says "constant scores" in a footnote.
+
 A table makes dozens of such comparisons (every row, every metric), so a † at
 p < 0.05 would mark about one in twenty rows by chance alone. The marks
 therefore use Holm's step-down correction over every test of the table
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from tabulate import tabulate
@@ -72,6 +79,7 @@ class Comparison:
     reference: str | None  # method name; None when no row ran
     note: str  # how the reference was chosen
     tests: dict[str, dict[str, Test]] = field(default_factory=dict)  # method -> metric -> test
+    constant: tuple[str, ...] = ()  # methods whose scores do not vary: never tested
 
     def p(self, method: str, key: str) -> float | None:
         test = self.tests.get(method, {}).get(key)
@@ -130,7 +138,10 @@ def paired_scores(out: Path, records: list[RunRecord]) -> tuple[np.ndarray, np.n
     """Labels, sampling weights and each record's scores, aligned on the first record's lead order.
 
     Score files written before the weight column existed scored the whole test split: weight 1."""
-    frames = [read_scores(out, r) for r in records]
+    return _aligned([read_scores(out, r) for r in records])
+
+
+def _aligned(frames: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     first = frames[0]
     ids = first["lead_id"].to_numpy()
     aligned = [f if np.array_equal(f["lead_id"].to_numpy(), ids) else f.set_index("lead_id").loc[ids].reset_index()
@@ -139,18 +150,21 @@ def paired_scores(out: Path, records: list[RunRecord]) -> tuple[np.ndarray, np.n
     return first["label"].to_numpy(), weight, [f["score"].to_numpy() for f in aligned]
 
 
-def choose_reference(auc: dict[str, float], preferred: tuple[str, ...], preferred_name: str) -> tuple[str | None, str]:
-    """The best-AUC method of ``preferred`` that ran, else the best non-oracle one; and a note saying how
-    it was chosen ("" when the one preferred method ran)."""
-    ran = [m for m in preferred if m in auc]
+def choose_reference(auc: dict[str, float], preferred: tuple[str, ...], preferred_name: str,
+                     constant: tuple[str, ...] = ()) -> tuple[str | None, str]:
+    """The best-AUC method of ``preferred`` that ran, else the best non-oracle one, never one of ``constant``
+    (scores that do not vary); and a note saying how it was chosen ("" when the one preferred method ran)."""
+    ran = [m for m in preferred if m in auc and m not in constant]
     if ran:
         best = max(ran, key=lambda m: (auc[m], m))
         return best, f"{preferred_name}, best AUC of the {len(ran)} that ran" if len(preferred) > 1 else ""
-    others = [m for m in auc if m != "oracle"]
+    others = [m for m in auc if m != "oracle" and m not in constant]
+    why = "scored every test lead the same" if any(m in auc for m in preferred) else "did not run"
     if not others:
-        return None, f"no reference: neither {preferred_name} nor any other non-oracle row ran"
+        varying = " with varying scores" if constant else ""
+        return None, f"no reference: neither {preferred_name} nor any other non-oracle row ran{varying}"
     best = max(others, key=lambda m: (auc[m], m))
-    return best, f"fallback, because {preferred_name} did not run: the best non-oracle row by AUC"
+    return best, f"fallback, because {preferred_name} {why}: the best non-oracle row by AUC"
 
 
 def compare(out: Path, runs: dict[str, RunRecord], auc: dict[str, float], preferred: tuple[str, ...],
@@ -158,12 +172,14 @@ def compare(out: Path, runs: dict[str, RunRecord], auc: dict[str, float], prefer
     """Test every run of ``runs`` (method -> the run whose scores are compared) against the reference.
 
     ``auc`` (method -> the AUC the table shows) picks the reference row."""
-    reference, note = choose_reference(auc, preferred, preferred_name)
-    result = Comparison(reference, note)
-    others = sorted(m for m in runs if m != reference)
+    frames = {m: read_scores(out, r) for m, r in runs.items()}
+    constant = tuple(sorted(m for m, f in frames.items() if f["score"].nunique() <= 1))
+    reference, note = choose_reference(auc, preferred, preferred_name, constant)
+    result = Comparison(reference, note, constant=constant)
+    others = sorted(m for m in runs if m != reference and m not in constant)
     if reference is None or not others:
         return result
-    y, w, (ref, *scores) = paired_scores(out, [runs[reference]] + [runs[m] for m in others])
+    y, w, (ref, *scores) = _aligned([frames[reference]] + [frames[m] for m in others])
     boot_keys = tuple(k for k in keys if k != "auc")
     boots = bootstrap(y, [ref, *scores], boot_keys, n_resamples, seed=0, weight=w) if boot_keys else {}
     for i, (method, s) in enumerate(zip(others, scores), start=1):
@@ -206,6 +222,13 @@ def footnote(comparison: Comparison, labels: dict[str, str]) -> str:
             "[significance.md](significance.md).")
 
 
+def constant_notes(comparison: Comparison, labels: dict[str, str]) -> list[str]:
+    """A footnote for each row whose scores do not vary: why it has no mark."""
+    return [f"{labels[m]}: constant scores (every test lead scored the same), so AUC 0.5 and P@K / R@K at the base "
+            f"rate by construction; it ranks nothing and is not tested against the reference (no {MARK})."
+            for m in comparison.constant]
+
+
 def section(comparison: Comparison, rows: list[tuple[str, str, str]], keys: tuple[str, ...],
             heads: dict[str, str], n_resamples: int) -> str:
     """One dataset's part of significance.md (below its title); ``rows`` = (label, method, status) of every row."""
@@ -218,6 +241,8 @@ def section(comparison: Comparison, rows: list[tuple[str, str, str]], keys: tupl
     for label, method, status in rows:
         if method == comparison.reference:
             table.append([label] + ["reference"] + ["–"] * (3 * len(keys) - 1))
+        elif method in comparison.constant:
+            table.append([label] + ["constant scores: not tested"] + ["–"] * (3 * len(keys) - 1))
         elif method in comparison.tests:
             tests = comparison.tests[method]
             table.append([label] + [c for k in keys for c in (_diff(tests[k], k), _p(tests[k].p),

@@ -7,8 +7,10 @@ lightgbm, plugins) follow, marked "not in paper"; the oracle closes the table.
 Derived rows — the gain of ``+h_text`` and the relative lift of HPRO — come from
 a paired bootstrap over the same test leads, read from the per-lead score files.
 Every row is also tested against its table's reference row (``benchmark.significance``):
-a † marks p < 0.05 and ``significance.md`` lists every p-value. Plots
-(``benchmark.plots``) are linked under each dataset's table.
+a † marks p < 0.05 and ``significance.md`` lists every p-value; a row whose scores
+do not vary is not tested and gets a "constant scores" footnote instead. What
+validating the data warned about (recorded in each result) is repeated under the
+dataset's table. Plots (``benchmark.plots``) are linked under each dataset's table.
 """
 
 from __future__ import annotations
@@ -221,7 +223,8 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
     labels = {row.method: row.label + (f" ({row.embedding})" if row.embedding != "-" else "") for row in built.rows}
     sig = significance.section(built.tests, [(labels[r.method], r.method, built.cells[r.method].status)
                                              for r in built.rows], keys, HEAD, n_boot)
-    notes = ([significance.footnote(built.tests, labels)] if ok else []) + built.notes
+    notes = ([significance.footnote(built.tests, labels)] if ok else []) + \
+        significance.constant_notes(built.tests, labels) + built.notes
     return md + "\n\n" + _footnotes(table, records, notes, built.na), pd.DataFrame(built.records), sig
 
 
@@ -301,6 +304,7 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
                      llm=any(r.family == "llm" for r in ok), hpro=any("hpro" in r.method for r in ok))
     if gaps:
         lines.append("Data: " + "; ".join(gaps) + ".")
+    lines += [f"Data warning: {w}" for w in dict.fromkeys(w for r in records for w in r.warnings)]
     lines.append("\"not run\": no result file for this row (the method is not registered yet or was not selected).")
     lines += na + notes
     return "\n".join(f"- {x}" for x in lines) + "\n"

@@ -11,12 +11,26 @@ only one batch is held besides the result.
 Typing rules: numeric features, call seconds and ``p_true`` become numbers;
 the time column becomes naive UTC datetimes (``time_format``, ``unix_s``/
 ``unix_ms``, or ISO 8601; offsets such as ``+02:00`` are converted to UTC,
-times without an offset are taken as UTC); the label becomes 0/1 (through
-``label_positive`` where the export says e.g. "Yes"/"No"); categorical, text
-and stage columns keep their values; CSV text is decoded as UTF-8. A value
+times without an offset are taken as UTC), within the range a nanosecond
+time column holds (1677 to 2262: a sentinel such as 9999-12-31, or epoch
+milliseconds read as seconds, is a bad value); the label becomes 0/1 (through
+``label_positive`` where the export says e.g. "Yes"/"No"); categorical values
+become one vocabulary of text whatever the file format (:func:`category_text`:
+a Parquet float 1.0, a Parquet int 1 and a CSV "1.0" or "1" are all "1");
+text and stage columns keep their values; CSV text is decoded as UTF-8. A value
 that cannot be typed is not raised here: it is recorded (how many per column,
 and the first few with their rows) for :mod:`feature_store.validate`, which
 reports every problem at once, and read as missing.
+
+Missing is the same in both formats: in a column typed as numbers, the strings
+a CSV reader reads as missing (``""``, ``NA``, ``NULL``, ``N/A``, ``nan``, ...:
+Arrow's defaults) are missing in a Parquet file too, where they are stored as
+text; ``na_values`` adds to them in both.
+
+A file is refused when it cannot mean what the spec says: a column the spec
+reads appears twice in its header (which one is meant?), or CSV lines have
+another number of fields than the header (every such line counted, the first
+ten listed with their row and line numbers).
 
 Rows are numbered from 1 within their file, the header not counted (row 1 is
 line 2 of a CSV).
@@ -31,6 +45,7 @@ another CPU, whose floats may differ in the last bit, has the same fingerprint.
 from __future__ import annotations
 
 import difflib
+import gzip
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +67,11 @@ SHOWN_BAD = 10  # bad values remembered per column (all of them are counted)
 UTF8 = "UTF-8 text"  # what a CSV value that is not UTF-8 was expected to be
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+CSV_NULLS = frozenset(pacsv.ConvertOptions().null_values)  # what a CSV reader reads as missing
+TIME_RANGE = (pd.Timestamp.min.ceil("us"), pd.Timestamp.max.floor("us"))  # what a datetime64[ns] column holds
+IN_TIME_RANGE = f"a time from {TIME_RANGE[0]:%Y-%m-%d} to {TIME_RANGE[1]:%Y-%m-%d}"
+OUT_OF_RANGE_HINT = ("a sentinel such as 9999-12-31 stands for 'no date': drop those leads or give them their "
+                     "scoring time; epoch numbers 1,000 times too large are milliseconds: set time_format: unix_ms")
 
 
 @dataclass
@@ -63,6 +83,7 @@ class BadValues:
     count: int = 0
     rows: list[int] = field(default_factory=list)
     values: list[object] = field(default_factory=list)
+    hint: str | None = None  # what to do, where it differs from the column's usual hint
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,7 @@ class Ingested:
     sources: list[Source]
     bad: dict[str, BadValues] = field(default_factory=dict)
     label_values: dict[str, int] = field(default_factory=dict)  # with label_positive: negative value -> first row
+    repeated: dict[str, list[str]] = field(default_factory=dict)  # file -> the entries of 'files' matching it, if > 1
 
     def locate(self, row: int) -> tuple[str, int]:
         """(file, 1-based data row in that file) of a frame row."""
@@ -111,7 +133,8 @@ class Ingested:
 def read(spec: DatasetSpec) -> Ingested:
     """Every row of the spec's files, spec columns only, typed by role. Raises DataError when a
     file cannot be read at all (missing or empty file, missing columns, malformed CSV)."""
-    paths = spec.paths
+    matches = spec.file_matches()
+    paths = list(matches)
     columns = list(spec.columns)
     typer = _Typer(spec)
     frames, sources, start = [], [], 0
@@ -127,7 +150,8 @@ def read(spec: DatasetSpec) -> Ingested:
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     del frames
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps the batches' freed blocks otherwise
-    return Ingested(frame, fingerprint(spec, paths), sources, typer.bad, typer.label_values)
+    repeated = {str(p): patterns for p, patterns in matches.items() if len(patterns) > 1}
+    return Ingested(frame, fingerprint(spec, paths), sources, typer.bad, typer.label_values, repeated)
 
 
 def fingerprint(spec: DatasetSpec, paths: list[Path]) -> str:
@@ -185,6 +209,12 @@ def _column_names(path: Path, spec: DatasetSpec) -> list[str]:
 
 
 def _check_columns(path: Path, wanted: list[str], available: list[str]) -> None:
+    for col in wanted:
+        at = [i + 1 for i, name in enumerate(available) if name == col]
+        if len(at) > 1:  # a reader keeps one of them, silently
+            raise DataError(f"the header names this column {len(at)} times (columns {', '.join(map(str, at))} of "
+                            f"{len(available)}), so which one the spec means is ambiguous", file=str(path),
+                            column=col, hint="rename or remove the copies in the export")
     missing = [c for c in wanted if c not in available]
     if not missing:
         return
@@ -207,12 +237,54 @@ def _batches(path: Path, columns: list[str], spec: DatasetSpec) -> Iterator[pa.R
             return
         opts = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.binary() for c in columns},
                                     strings_can_be_null=True)  # bytes: _Typer.decode names a non-UTF-8 value
+        ragged = _RaggedLines()
+        parse = _parse_options(path, spec)
+        parse.invalid_row_handler = ragged
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                                parse_options=_parse_options(path, spec), convert_options=opts)
+                                parse_options=parse, convert_options=opts)
         yield from reader
     except pa.ArrowException as e:
         raise DataError(f"cannot read the file: {_first_line(e)}", file=str(path),
                         hint="check quoting and the number of fields per line") from None
+    ragged.raise_for(path)
+
+
+class _RaggedLines:
+    """Arrow's handler of CSV lines whose number of fields differs from the header's: it counts them and keeps
+    the first few (a streaming reader knows no line numbers, so :meth:`raise_for` finds them in the file)."""
+
+    def __init__(self) -> None:
+        self.count, self.shown = 0, []
+
+    def __call__(self, row) -> str:
+        self.count += 1
+        if len(self.shown) < SHOWN_BAD:
+            self.shown.append((row.text, row.actual_columns, row.expected_columns))
+        return "skip"  # the file is refused once it is read: every such line counted
+
+    def raise_for(self, path: Path) -> None:
+        if not self.count:
+            return
+        lines = _line_numbers(path, [text for text, _, _ in self.shown])
+        listed = ", ".join(f"row {n - 1} (line {n}: {fields} fields)" if n else f"{fields} fields: {text[:60]!r}"
+                           for n, (text, fields, _) in zip(lines, self.shown))
+        more = f" and {self.count - len(self.shown):,} more" if self.count > len(self.shown) else ""
+        raise DataError(f"{self.count:,} line(s) have another number of fields than the header's "
+                        f"{self.shown[0][2]}: {listed}{more}", file=str(path),
+                        hint="a field holding the delimiter must be quoted; check the 'delimiter' and the export")
+
+
+def _line_numbers(path: Path, texts: list[str]) -> list[int | None]:
+    """The 1-based line number of each of ``texts`` (whole lines, in file order), None where not found."""
+    found: list[int | None] = [None] * len(texts)
+    k = 0
+    with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")) as f:
+        for n, line in enumerate(f, start=1):
+            if k == len(texts):
+                break
+            if line.rstrip(b"\r\n").decode("utf-8", "replace") == texts[k]:
+                found[k], k = n, k + 1
+    return found
 
 
 def _first_line(e: Exception) -> str:
@@ -260,16 +332,20 @@ class _Typer:
                 df[col] = x.astype("Int64").astype("string") if kind in ("int", "bool") else x
         for col in self.numbers:
             df[col] = self._number(df[col], col, sp.dtypes.get(col, "float"), offset)
+        for col in sp.categorical:
+            if sp.dtypes.get(col) != "string":  # 'string': the values as written
+                df[col] = category_text(df[col])
         if sp.time:
             df[sp.time] = self._time(df[sp.time], offset)
         df[sp.label] = self._label(df[sp.label], offset)
         return df
 
-    def _record(self, col: str, s: pd.Series, bad: pd.Series, offset: int, expected: str) -> None:
+    def _record(self, col: str, s: pd.Series, bad: pd.Series, offset: int, expected: str,
+                hint: str | None = None) -> None:
         rows = np.flatnonzero(bad.to_numpy(dtype=bool))
         if not len(rows):
             return
-        entry = self.bad.setdefault(col, BadValues(expected))
+        entry = self.bad.setdefault(col, BadValues(expected, hint=hint))
         if entry.expected != expected:  # one kind of problem per column at a time (e.g. not UTF-8, then not a number)
             return
         entry.count += len(rows)
@@ -278,6 +354,8 @@ class _Typer:
             entry.values.append(plain(s.iloc[i]))
 
     def _number(self, s: pd.Series, col: str, kind: str, offset: int) -> pd.Series:
+        if not pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            s = s.mask(s.astype("string").str.strip().isin(CSV_NULLS))  # "" in a Parquet text column: missing
         if kind == "bool":
             if pd.api.types.is_bool_dtype(s):
                 return s.astype("float64")
@@ -297,17 +375,24 @@ class _Typer:
         return x.mask(bad)
 
     def _time(self, s: pd.Series, offset: int) -> pd.Series:
-        fmt = self.spec.time_format
+        """Naive UTC datetime64[ns]. Times are parsed at the resolution pandas picks (seconds to nanoseconds),
+        so a time past the nanosecond range is seen, recorded and read as missing instead of overflowing."""
+        fmt, col = self.spec.time_format, self.spec.time
+        beyond = pd.Series(False, index=s.index)
         if pd.api.types.is_datetime64_any_dtype(s):
             parsed = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
-        elif fmt in TIME_FORMATS_EPOCH:
-            unit = "s" if fmt == "unix_s" else "ms"
-            parsed = pd.to_datetime(pd.to_numeric(s, errors="coerce"), unit=unit, utc=True)
+        elif fmt in TIME_FORMATS_EPOCH:  # checked as numbers: pandas raises on an epoch past the range
+            x = pd.to_numeric(s, errors="coerce")
+            per_second = 1 if fmt == "unix_s" else 1000
+            beyond = x.notna() & ~x.between(*(t.timestamp() * per_second for t in TIME_RANGE))
+            parsed = pd.to_datetime(x.mask(beyond), unit="s" if fmt == "unix_s" else "ms", utc=True)
         else:
             parsed = pd.to_datetime(s, format=fmt or "ISO8601", utc=True, errors="coerce")
-        self._record(self.spec.time, s, parsed.isna() & s.notna(), offset,
+        beyond |= parsed.notna() & ~parsed.between(*(t.tz_localize("UTC") for t in TIME_RANGE))
+        self._record(col, s, beyond, offset, IN_TIME_RANGE, OUT_OF_RANGE_HINT)
+        self._record(col, s, parsed.isna() & s.notna() & ~beyond, offset,
                      f"a time in format {fmt}" if fmt else "an ISO 8601 time")
-        return parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
+        return parsed.mask(beyond).dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[ns]")
 
     def _label(self, s: pd.Series, offset: int) -> pd.Series:
         """0/1 as nullable Int8 (missing or bad values stay missing; validate reports them)."""
@@ -322,6 +407,39 @@ class _Typer:
         ok = x.isin([0, 1])
         self._record(self.spec.label, s, s.notna() & ~ok, offset, "0/1")
         return x.where(ok).astype("Int8")
+
+
+def category_text(s: pd.Series) -> pd.Series:
+    """A categorical column as text in one vocabulary, whatever the file format: a number is written as
+    the shortest text that reads back as it, without a trailing ``.0`` (Parquet float 1.0, int 1 and a
+    CSV's "1.0" and "1" are all "1", so the same category is not split in two across files). Text that
+    is not a decimal number with a point stays as written: codes keep their leading zeros ("007")."""
+    if pd.api.types.is_bool_dtype(s):
+        return s
+    if pd.api.types.is_numeric_dtype(s):
+        return _as_text(s)
+    text = s if pd.api.types.is_string_dtype(s) else s.astype("str")
+    dotted = text.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+    if not dotted.any():
+        return text
+    x = pd.to_numeric(text[dotted].str.strip(), errors="coerce")
+    x = x[x.notna()]
+    out = text.copy()
+    out.loc[x.index] = _as_text(x)
+    return out
+
+
+def _as_text(x: pd.Series) -> pd.Series:
+    """Numbers as category text, each distinct value written once (missing stays missing)."""
+    codes, uniques = pd.factorize(x)
+    words = np.array([_number_text(v) for v in uniques.tolist()] + [np.nan], dtype=object)
+    return pd.Series(words[codes], index=x.index, dtype="str")  # code -1 (missing) takes the last word: NaN
+
+
+def _number_text(v: int | float) -> str:
+    if isinstance(v, int):  # int64 ids past 2**53 stay exact
+        return str(v)
+    return f"{v + 0.0:.0f}" if v == np.round(v) else repr(v)  # + 0.0: -0.0 is "0"
 
 
 def _utf8(b: bytes) -> str | None:

@@ -230,14 +230,24 @@ class DatasetSpec(Settings):
 
     @property
     def paths(self) -> list[Path]:
-        out: list[Path] = []
+        """Every data file once, in the order the entries of ``files`` first match it."""
+        return list(self.file_matches())
+
+    def file_matches(self) -> dict[Path, list[str]]:
+        """Each data file and the entries of ``files`` that match it. A file matched by two entries
+        (``[data.csv, "*.csv"]``) is read once: read twice, every lead would have an exact copy, and
+        one of the two could land in train and the other in test. Files are told apart by their
+        resolved path (``data.csv`` and ``./data.csv`` are one file)."""
+        out: dict[Path, list[str]] = {}
+        seen: dict[Path, Path] = {}
         for pattern in self.files:
             matches = sorted(self.base_dir.glob(pattern)) if any(c in pattern for c in "*?[") \
                 else [self.base_dir / pattern]
             if not matches:
                 raise SpecError(f"no data file matches '{pattern}'", file=self.source,
                                 hint="paths in 'files' are relative to the spec's folder")
-            out.extend(matches)
+            for path in matches:
+                out.setdefault(seen.setdefault(path.resolve(), path), []).append(pattern)
         return out
 
     def feature_groups(self) -> dict[str, tuple[str, ...]]:

@@ -8,19 +8,28 @@ A problem names the data file, the column and the row; where several rows
 have the same problem it counts them all and lists the first few.
 
 Errors: a data file or a named column is missing; a file is empty or holds
-only a header; a value cannot be typed (a time, a number, the label, text
-that is not UTF-8); the label is not binary, is missing, or has one class in
-the whole data; a lead id is missing or duplicated; a time is missing; a
-column is missing in every row; a categorical column has one value in every
-row; a text column holds numbers; a stage value is not in the stage order;
-the train or test split lacks a class (metrics would be undefined), checked
-on the very cut a run uses (:mod:`feature_store.sampling`).
-Warnings: a column is mostly missing, constant, or on its own almost identical
+only a header; a column the spec reads appears twice in a header; CSV lines
+have another number of fields than the header; a value cannot be typed (a
+time, a time outside 1677..2262, a number, the label, text that is not
+UTF-8); the label is not binary, is missing, or has one class in the whole
+data; a lead id is missing or duplicated, also once the spaces around it are
+stripped; a time is missing; a column is missing in every row; a categorical
+column has one value in every row; a text column holds numbers; a stage
+value is not in the stage order; the train or test split lacks a class
+(metrics would be undefined), checked on the very cut a run uses
+(:mod:`feature_store.sampling`).
+Warnings: a data file is matched by several entries of ``files`` (it is read
+once); a column is mostly missing, constant, or on its own almost identical
 to the label (likely leakage: its AUC alone is named); a numeric feature has
 infinite values; a categorical is id-like (most values occur once); a
 ``post_outcome`` column is not in the data; the validation slice lacks a class
 (every method then trains without early stopping); the test split has few
-positives (wide CIs).
+positives (wide CIs); scoring times lie after today, or further past the
+newest training lead than the whole training period spans (a temporal split
+puts such leads, often placeholders, in the test split).
+
+A run records every warning in each result (``warnings``) and the tables
+repeat them under the dataset's table, so they outlive the screen.
 """
 
 from __future__ import annotations
@@ -140,6 +149,10 @@ def check(spec: DatasetSpec) -> Report:
         report.problems.append(Problem.from_error(e))
         return report
     ing = report.ingested
+    for file, patterns in ing.repeated.items():
+        report.problems.append(Problem("warning", f"matched by {len(patterns)} entries of 'files' "
+                                       f"({', '.join(map(repr, patterns))}): read once", file,
+                                       hint="list each data file once"))
     if not len(ing.frame):
         report.problems.append(Problem("error", "the data file(s) hold no rows, only a header", ing.files,
                                        hint="export the leads again; check the export's filters"))
@@ -204,8 +217,8 @@ def _value_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
     hints = {spec.time: "set 'time_format', e.g. '%d.%m.%Y %H:%M', or unix_s / unix_ms for epoch numbers",
              spec.label: 'the label must be 0/1; if the export says e.g. Yes/No, set label_positive: "Yes"'}
     for col, bad in ing.bad.items():
-        hint = "save the export as UTF-8" if bad.expected == UTF8 else hints.get(
-            col, "fix the value, add it to 'na_values' if it means missing, or list the column as categorical")
+        hint = bad.hint or ("save the export as UTF-8" if bad.expected == UTF8 else hints.get(
+            col, "fix the value, add it to 'na_values' if it means missing, or list the column as categorical"))
         out.append(_at_rows(ing, "error", f"not {bad.expected}", col, bad.rows, bad.count,
                             [repr(v) for v in bad.values], hint))
     if len(ing.label_values) > 1:
@@ -230,7 +243,28 @@ def _value_problems(spec: DatasetSpec, ing: Ingested) -> list[Problem]:
 
         out += _flag(ing, "error", "duplicate lead id", spec.id, ids.duplicated() & ids.notna(),
                      "one row per lead: deduplicate the export", first_seen)
+        out += _spaced_ids(ing, spec.id)
     return out
+
+
+def _spaced_ids(ing: Ingested, col: str) -> list[Problem]:
+    """Ids that differ only in the spaces around them (' C00000', 'C00000 '): to a person, and to a CRM
+    that trims them, one lead; the scores file would hold both."""
+    ids = ing.frame[col]
+    if not (pd.api.types.is_string_dtype(ids) or pd.api.types.is_object_dtype(ids)):
+        return []
+    key = ids.astype("string").str.strip()
+    clash = key.duplicated() & key.notna() & ~ids.duplicated()
+
+    def first_seen(row: int) -> str:
+        first = _first(key == key.iloc[row])
+        file, line = ing.locate(first)
+        return (f"{ids.iloc[row]!r}, as {ids.iloc[first]!r} at row {line}"
+                + ("" if file == ing.locate(row)[0] else f" of {file}"))
+
+    return _flag(ing, "error", "lead id equal to another one once the spaces around it are stripped",
+                 col, clash,
+                 "one row per lead: remove the spaces around the ids in the export", first_seen)
 
 
 # ---- columns --------------------------------------------------------------------
@@ -349,7 +383,7 @@ def _class_problems(spec: DatasetSpec, ing: Ingested, report: Report) -> list[Pr
     except DataError as e:
         return [dataclasses.replace(Problem.from_error(e), file=src)]
     report.splits = {name: (len(idx), int(y[idx].sum())) for name, idx in zip(PARTS, parts)}
-    out = []
+    out = _late_times(spec, ing, parts) if spec.split.kind == "temporal" else []
     for name, (n, pos) in report.splits.items():
         lacking = "positives" if pos == 0 else "negatives" if pos == n else None
         counts = f"({pos:,} of {n:,} leads positive)"
@@ -365,6 +399,28 @@ def _class_problems(spec: DatasetSpec, ing: Ingested, report: Report) -> list[Pr
         elif name == "test" and pos < MIN_TEST_POSITIVES:
             out.append(Problem("warning", f"only {pos} positives in the test split: confidence intervals will be "
                                "wide", src, spec.label, hint=_more_data(spec, name)))
+    return out
+
+
+def _late_times(spec: DatasetSpec, ing: Ingested, parts: tuple[np.ndarray, ...]) -> list[Problem]:
+    """Scoring times in the future, or further past the newest training lead than the whole training period
+    spans: placeholders (2099-01-01) or typos rather than moments a lead was scored. A temporal split puts
+    them all in the test split, whose positive rate and metrics they then skew."""
+    t = ing.frame[spec.time]
+    fit, valid, test = parts
+    seen = t.iloc[np.concatenate([fit, valid])]
+    newest, span = seen.max(), seen.max() - seen.min()
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    future = (t > now).to_numpy()
+    far = (t > newest + span).to_numpy() & ~future
+    out = []
+    for mask, what in ((future, f"scoring time in the future (after {now:%Y-%m-%d %H:%M} UTC)"),
+                       (far, f"scoring time more than the whole training period ({span.days:,} days) after the "
+                             f"newest training lead ({newest})")):
+        in_test = int(mask[test].sum())
+        out += _flag(ing, "warning", what, spec.time, mask, show=lambda row: str(t.iloc[row]),
+                     hint=f"{in_test:,} of the test split's {len(test):,} leads have such a time: fix those times "
+                          "or drop the leads; a placeholder date is no scoring moment")
     return out
 
 

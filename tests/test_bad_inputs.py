@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmark.cli import main
 from crm_export import export_frame, spec_dict, write_export
 from feature_store.errors import DataError, SpecError
 from feature_store.spec import load_spec
@@ -178,6 +179,74 @@ def _inf_and_nan(df):
     df.loc[7, "Web Visits"] = np.nan
 
 
+def _gift(df):
+    """A column recorded after the outcome: a gift sent to every converted lead."""
+    df["Gift"] = np.where(df["Converted?"] == "Yes", "mug", "none")
+
+
+def _duplicate_header(df):
+    df.columns = ["Region" if c == "Owner Email" else c for c in df.columns]
+
+
+def _ragged(b: bytes) -> bytes:
+    lines = b.split(b"\n")
+    lines[4] += b",extra"
+    lines[9] += b",x,y"
+    return b"\n".join(lines)
+
+
+def _read_once(ds):
+    assert len(ds.frame) == N
+
+
+def _history_in_parquet(tmp_path):
+    """The older leads as a Parquet history whose 0/1 categorical is stored as float (0.0/1.0), the newer
+    ones as a CSV export spelling it 0/1."""
+    df = export_frame()
+    df["Repeat Buyer"] = (np.arange(N) % 3 == 0).astype(int)
+    old = df.iloc[:400].astype({"Repeat Buyer": float})
+    old["Age"] = pd.to_numeric(old["Age"])
+    old.to_parquet(tmp_path / "history.parquet", index=False)
+    spec = spec_dict() | {"files": ["history.parquet", "export.csv"]}
+    spec["features"] = spec["features"] | {"categorical": ["Lead Source", "Region", "Repeat Buyer"]}
+    return write_export(tmp_path, df.iloc[400:], spec)
+
+
+def _one_vocabulary(ds, _):
+    s = ds.splits()
+    j = s.train.schema.categorical.index("Repeat Buyer")
+    assert s.train.schema.cardinalities["Repeat Buyer"] == 3  # "0", "1" and the unseen code
+    assert (s.test.cat[:, j] != 0).all() and sorted(ds.frame["Repeat Buyer"].unique()) == ["0", "1"]
+
+
+def _empty_numbers_in_parquet(tmp_path):
+    df = export_frame().astype({"Age": str})  # numbers as text, "" where missing, as in the CSV export
+    df.to_parquet(tmp_path / "export.parquet", index=False)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec_dict("export.parquet")))
+    return tmp_path / "spec.yaml"
+
+
+def _empty_is_missing(ds, _):
+    assert ds.frame["Age"].isna().sum() == (export_frame()["Age"] == "").sum() > 0
+
+
+def table_shows(check_table, *sets):
+    """`run` (logistic regression and LightGBM, with ``sets``) goes through; ``check_table`` reads Table 2."""
+    def see(path):
+        out = path.parent / "results"
+        assert main(["run", "--dataset", str(path), "--methods", "logreg,lightgbm", "--out", str(out),
+                     "--set", "eval.bootstrap=50", "--set", f"data_dir={path.parent / 'data'}",
+                     *(x for kv in sets for x in ("--set", kv))]) == 0
+        check_table((out / "table2.md").read_text())
+    return see
+
+
+def _constant_row_unmarked(table2):
+    row = next(line for line in table2.splitlines() if line.startswith("| LightGBM"))
+    assert "| 0.5000 [0.5000, 0.5000] |" in row and "†" not in row
+    assert "- LightGBM *(not in paper)*: constant scores (every test lead scored the same)" in table2
+
+
 def _yaml(edit):
     """The default spec as YAML text, edited as text (indentation and quoting mistakes)."""
     return spec_text(edit(yaml.safe_dump(spec_dict(), sort_keys=False)))
@@ -259,6 +328,31 @@ CASES = {
     "post-outcome column as the current stage": (
         with_spec(post_outcome=["Stage"]),
         spec_error("column 'Stage': a post-outcome column cannot be the current stage")),
+    # round two: real exports
+    "time outside pandas' range (9999-12-31 sentinel)": (
+        lambda p: export(p, set_rows("Created", [5, 9], "9999-12-31")),
+        error("'Created': not a time from 1677-09-21 to 2262-04-11 in 2 rows: row 6 ('9999-12-31'), row 10")),
+    "the same file matched twice": (lambda p: export(p, spec={"files": ["export.csv", "*.csv"]}), warning(
+        "export.csv: matched by 2 entries of 'files' ('export.csv', '*.csv'): read once",
+        then=_read_once)),
+    "duplicate column names in a CSV header": (lambda p: export(p, _duplicate_header), error(
+        "column 'Region': the header names this column 2 times (columns 5, 11 of 11), so which one the spec "
+        "means is ambiguous")),
+    "ids equal once spaces are stripped": (lambda p: export(p, set_rows("Lead ID", [0, 1], ["L00000 ", " L00000"])),
+                                           error("'Lead ID', row 2: lead id equal to another one once the spaces "
+                                                 "around it are stripped: ' L00000', as 'L00000 ' at row 1")),
+    "a categorical stored as 0.0/1.0 in Parquet and 0/1 in CSV": (_history_in_parquet, loads(_one_vocabulary)),
+    "scoring times far in the future": (lambda p: export(p, set_rows("Created", slice(750, N), "2099-01-01")),
+                                        warning("'Created': scoring time in the future (after ")),
+    "a method whose scores do not vary": (lambda p: export(p), table_shows(_constant_row_unmarked,
+                                                                          "lightgbm.min_child_samples=10000")),
+    "a column that leaks the label": (
+        lambda p: export(p, _gift, {"features": spec_dict()["features"] | {"categorical": ["Lead Source", "Gift"]}}),
+        warning("column 'Gift': on its own this column ranks leads with AUC 1.000")),
+    "a CSV line with more fields than the header": (raw_bytes(_ragged), error(
+        "2 line(s) have another number of fields than the header's 11: row 4 (line 5: 12 fields), "
+        "row 9 (line 10: 13 fields)")),
+    "empty string in a numeric Parquet column": (_empty_numbers_in_parquet, loads(_empty_is_missing)),
 }
 
 

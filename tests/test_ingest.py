@@ -118,3 +118,41 @@ def test_synthetic_worlds_load_unchanged_through_validation(tiny_splits):
     assert not report.errors and ds.warnings == tuple(map(str, report.warnings))
     assert all("positives in the test split" in w.message for w in report.warnings)  # tiny world: few positives
     assert ds.frame[ds.spec.label].dtype == np.int8 and len(splits.test) > 0
+
+
+def _epoch_seconds(n: int) -> list[int]:
+    return [1709287200 + 3600 * i for i in range(n)]
+
+
+@pytest.mark.parametrize("fmt,values,count", [
+    ("unix_s", _epoch_seconds(19) + [1709287200000], 1),  # one millisecond epoch among seconds
+    ("unix_s", [1000 * t for t in _epoch_seconds(20)], 20),  # a column of milliseconds declared as seconds
+    (None, ["2024-03-01T10:00:00Z"] * 19 + ["9999-12-31"], 1),  # the CRM sentinel for "no date"
+    (None, ["2024-03-01T10:00:00Z"] * 19 + ["1500-01-01"], 1)])
+def test_a_time_past_the_nanosecond_range_is_a_bad_value_of_its_row_not_a_crash(tmp_path, fmt, values, count):
+    df = export_frame(20)
+    df["Created"] = values
+    got = _read(tmp_path, df, dict(spec_dict(), time_format=fmt) if fmt else None)
+    bad = got.bad["Created"]
+    assert bad.expected == "a time from 1677-09-21 to 2262-04-11" and bad.count == count
+    assert got.locate(bad.rows[0])[1] == 21 - count and "unix_ms" in bad.hint
+    assert got.frame["Created"].isna().sum() == count and got.frame["Created"].dtype == "datetime64[ns]"
+
+
+def test_a_parquet_time_column_with_year_9999_is_a_bad_value_too(tmp_path):
+    df = export_frame(20)
+    df["Created"] = pd.Series(pd.date_range("2024-01-01", periods=20, freq="h", unit="us"))
+    df.loc[3, "Created"] = pd.Timestamp("9999-12-31")
+    df.astype({"Age": str}).to_parquet(tmp_path / "export.parquet", index=False)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec_dict("export.parquet")))
+    got = ingest.read(load_spec(tmp_path / "spec.yaml"))
+    assert got.bad["Created"].count == 1 and got.locate(got.bad["Created"].rows[0])[1] == 4
+
+
+@pytest.mark.parametrize("values,expected", [
+    (pd.Series([1.0, 0.0, -0.0, 2.5, np.nan]), ["1", "0", "0", "2.5", None]),  # Parquet float
+    (pd.Series([1, 0, 2 ** 60]), ["1", "0", str(2 ** 60)]),  # Parquet int: exact past 2**53
+    (pd.Series(["1.0", "1", "007", " 2.50", "a.b", None]), ["1", "1", "007", "2.5", "a.b", None])])  # CSV text
+def test_categorical_numbers_are_one_vocabulary_in_every_format(values, expected):
+    got = ingest.category_text(values)
+    assert [None if pd.isna(v) else v for v in got] == expected

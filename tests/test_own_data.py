@@ -1,9 +1,11 @@
 """A user's CRM export, end to end: `leadrank validate`, then `leadrank run --dataset spec.yaml`."""
 
 import json
+import os
 import re
 
 import pandas as pd
+import pytest
 
 from benchmark.cli import main
 from crm_export import export_frame, spec_dict, write_export
@@ -74,3 +76,33 @@ def test_the_guide_example_spec_is_valid_and_comments_every_field():
     for name in sorted(keys):
         line = next((x for x in text.splitlines() if re.match(rf"\s*#?\s*{name}:", x)), None)
         assert line is not None and "#" in line, f"key '{name}' is not shown with a comment in the guide"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_data_warnings_reach_the_result_and_the_table_and_files_follow_the_umask(tmp_path, umask):
+    """A leaking column and scoring times in 2099 are warned about in each result's JSON and under the table,
+    not only on screen; every file the run writes (results, scores, tables, plots) has the umask's mode."""
+    df = export_frame()
+    df["Gift"] = df["Converted?"].map({"Yes": "mug", "No": "none"})
+    df.loc[760:, "Created"] = "2099-01-01T00:00:00Z"
+    spec = spec_dict()
+    spec["features"] = spec["features"] | {"categorical": ["Lead Source", "Region", "Gift"]}
+    path = write_export(tmp_path / "export", df, spec)
+    out = tmp_path / "results"
+    old = os.umask(umask)
+    try:
+        assert main(["run", "--dataset", str(path), "--methods", "logreg", "--out", str(out), "--jobs", "1",
+                     "--set", "eval.bootstrap=50", "--set", f"data_dir={tmp_path / 'data'}"]) == 0
+    finally:
+        os.umask(old)
+    record = json.loads((out / "runs/my-crm/logreg/seed0.json").read_text())
+    leak, future = "column 'Gift': on its own this column ranks leads with AUC 1.000", "scoring time in the future"
+    assert any(leak in w for w in record["warnings"]) and any(future in w for w in record["warnings"])
+    table2 = (out / "table2.md").read_text()
+    assert f"- Data warning: file {path.parent / 'export.csv'}, {leak}" in table2
+    assert re.search(r"- Data warning: file \S+export\.csv, column 'Created': scoring time in the future \(after "
+                     r"[^)]+\) in 40 rows: row 761 \(2099-01-01 00:00:00\)", table2)
+    written = [p for p in out.rglob("*") if p.is_file() and p.name != ".leadrank.lock"]
+    assert {p.suffix for p in written} >= {".json", ".parquet", ".md", ".csv", ".png"}
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}
+    assert {oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_dir()} <= {oct(0o777 & ~umask)}

@@ -1,6 +1,8 @@
 """Paired significance: DeLong against a published example and brute force, bootstrap coverage,
 and the † marks / significance.md that the tables carry."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -229,3 +231,24 @@ def test_check_covers_significance_md(sig_out):
     path.write_text(text.replace("0.", "1.", 1))
     assert tables.check_tables(sig_out) == [str(path)]
     path.write_text(text)
+
+
+def test_a_row_whose_scores_do_not_vary_is_never_tested_nor_the_reference(tmp_path):
+    rng = np.random.default_rng(3)
+    y = (rng.random(600) < 0.2).astype(int)
+    runs = {"asllr_ce": np.full(600, 0.3), "logreg": rng.normal(size=600) + 1.5 * y,
+            "funnel_recency": rng.normal(size=600) + 0.2 * y, "lightgbm": np.full(600, -1.0)}
+    for m, s in runs.items():
+        _write(tmp_path, "small", "table2", m, y, s)
+    tables.write_tables(tmp_path, with_plots=False)
+    csv = pd.read_csv(tmp_path / "table2.csv").set_index("method")
+    cells = _md_cells((tmp_path / "table2.md").read_text(), "small")
+    for method, label in (("asllr_ce", "asLLR (w/o HPRO)"), ("lightgbm", "LightGBM *(not in paper)*")):
+        assert csv.loc[method, ["auc_p", "auc_p_holm", "p_at_1.0_p"]].isna().all()
+        assert cells[label][0] == "0.5000 [0.5000, 0.5000]"  # no mark, although logreg is far better
+        assert f"- {label}: constant scores (every test lead scored the same)" in (tmp_path / "table2.md").read_text()
+    assert csv.loc["funnel_recency", "auc_p"] < 0.05  # the others are tested against the fallback reference
+    sig = (tmp_path / "significance.md").read_text()
+    assert "Reference: Logistic regression *(not in paper)* (fallback, because asLLR (w/o HPRO) scored every test lead " \
+           "the same" in sig
+    assert re.search(r"\| LightGBM \*\(not in paper\)\* +\| constant scores: not tested +\|", sig)
