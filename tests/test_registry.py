@@ -26,13 +26,13 @@ def test_every_registered_method_passes_the_contract(name, data_dir):
 
 def test_duplicate_names_are_refused():
     with pytest.raises(ValueError, match="already registered"):
-        @register(name="logreg", family="x", tables=("table1",), description="clash")
+        @register(name="logreg", family="rule", tables=("table1",), description="clash")
         class Clash(Method):
             pass
 
 
 def test_contract_catches_a_method_that_peeks_at_test_labels(data_dir):
-    @register(name="_peeker", family="test", tables=("table1",), description="reads test labels")
+    @register(name="_peeker", family="rule", tables=("table1",), description="reads test labels")
     class Peeker(Method):
         def fit(self, train, valid):
             return self
@@ -50,7 +50,7 @@ def test_contract_catches_a_method_that_peeks_at_test_labels(data_dir):
 
 
 def test_contract_catches_nondeterminism_and_network(data_dir):
-    @register(name="_random", family="test", tables=("table1",), description="random scores")
+    @register(name="_random", family="rule", tables=("table1",), description="random scores")
     class Random(Method):
         def fit(self, train, valid):
             return self
@@ -58,7 +58,7 @@ def test_contract_catches_nondeterminism_and_network(data_dir):
         def score(self, test):
             return np.random.default_rng().random(len(test))
 
-    @register(name="_online", family="test", tables=("table1",), description="phones home")
+    @register(name="_online", family="rule", tables=("table1",), description="phones home")
     class Online(Method):
         def fit(self, train, valid):
             import socket
