@@ -26,7 +26,7 @@ class LogReg(SklearnClassifier):
 
     def fit(self, train: Split, valid: Split) -> "LogReg":
         p = self.section("logreg")
-        x_tr, x_va = self.design(train), self.design(valid)
+        x_tr, x_va = self.fit_design(train), self.design(valid)
         best = None
         for c in p.C_grid:
             model = LogisticRegression(C=c, max_iter=p.max_iter).fit(x_tr, train.y)
