@@ -241,9 +241,9 @@ def prepare_inputs(cls: type[api.Method], ds: Dataset, splits: SplitSet,
 # the largest slope and intercept of its methods, rounded up. ctr: xDeepFM, 278 B/lead + 801 MB (DeepFM:
 # 41 + 112); classical: logreg's one-hot design, 854 B/lead (LightGBM: 380); llm: scoring, ~92 KB a lead
 # (the prompts and token lists of every test lead at once; its fit reads a capped sample), with the tiny
-# CPU backbone (a real one adds its weights). The funnel rule and the oracles (under 10 B/lead) and a
-# plugin's family are not checked.
-FIT_MEMORY = {"ctr": (850, 300), "classical": (50, 900), "llm": (0, 95_000)}
+# CPU backbone (a real one adds its weights). The rules and the oracles (under 10 B/lead) are not checked.
+# (Each family's effects: leadrank_api.Family.)
+FIT_MEMORY = {api.Family.CTR: (850, 300), api.Family.CLASSICAL: (50, 900), api.Family.LLM: (0, 95_000)}
 
 
 def check_memory(cls: type[api.Method], settings: Any, parts: tuple[Split, Split, Split]) -> None:
@@ -426,7 +426,8 @@ def _longest_first(job: Job) -> int:
     """Dispatch order of parallel jobs: the longest first (LLM rows, then the other learned rows), and the
     rows that read h_text last, so the embedding (its own task, dispatched first) is usually ready."""
     cls = registry.get(job.method)
-    return 3 if "h_text" in cls.requires else {"llm": 0, "ctr": 1, "classical": 1}.get(cls.family, 2)
+    return 3 if "h_text" in cls.requires else {api.Family.LLM: 0, api.Family.CTR: 1,
+                                                api.Family.CLASSICAL: 1}.get(cls.family, 2)
 
 
 def _h_text_inputs(plan_: list[Job]) -> list[list[Job]]:
