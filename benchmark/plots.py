@@ -41,6 +41,7 @@ from benchmark.metrics import Ranking, cut_weight, point
 from benchmark.results import RunRecord, all_runs
 from benchmark.significance import paired_scores
 from feature_store.files import atomic_path
+from leadrank_api import Family
 
 PLOTS = {"roc": "ROC", "gains": "gains & lift", "capacity": "capacity", "calibration": "calibration"}
 TABLE_K = (0.1, 1.0, 5.0)  # the K of the tables' P@K / R@K columns
@@ -99,7 +100,7 @@ def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS, weight: np.n
 
 
 def is_probability(curve: Curve) -> bool:
-    return curve.family != "rule" and bool(np.all((curve.scores >= 0) & (curve.scores <= 1)))
+    return curve.family != Family.RULE and bool(np.all((curve.scores >= 0) & (curve.scores <= 1)))
 
 
 def write_plots(out: Path) -> list[Path]:

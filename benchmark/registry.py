@@ -1,41 +1,16 @@
-"""Finds every method and text-embedding provider, built-in or plugin, the same way: entry points.
+"""The registry as the benchmark reads it: every method, built-in or plugin, and each table's rows.
 
-The method packages register themselves with ``leadrank_api.register`` when
-imported; the benchmark imports them through the ``leadrank.methods`` entry
-point (``baselines``, ``llm_ranker`` and any installed plugin, see
-pyproject.toml) and the embedding providers through ``leadrank.embeddings``.
-So the benchmark sits on top and no method package imports it.
+There is one registry, ``leadrank_api``'s: it finds the method packages
+(``baselines``, ``llm_ranker``, plugins) and the text-embedding providers
+through their entry points on first use. This module adds only what the
+benchmark asks of it: the rows of a table, in order.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 import leadrank_api as api
-from feature_store.embeddings import ENTRY_POINT as EMBEDDINGS
-
-_loaded = False
-
-
-def load_all() -> None:
-    """Import every ``leadrank.methods`` and ``leadrank.embeddings`` entry point once."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for group in (api.ENTRY_POINT, EMBEDDINGS):
-        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            ep.load()
-
-
-def all_methods() -> dict[str, type[api.Method]]:
-    load_all()
-    return api.registered()
-
-
-def get(name: str) -> type[api.Method]:
-    load_all()
-    return api.get(name)
+from leadrank_api import get, load_all  # noqa: F401  (the benchmark's callers name them through this module)
+from leadrank_api import registered as all_methods  # noqa: F401
 
 
 def rows(table: str) -> list[type[api.Method]]:

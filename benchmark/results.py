@@ -9,8 +9,9 @@ Layout (names are fixed; tools read them)::
 
 All are written atomically (temporary file + rename), scores first and the
 JSON last: a JSON on disk means the job ended (``ok``, ``n/a`` or ``failed``),
-so a killed run loses at most the job in flight; a rerun skips the ``ok`` and
-``n/a`` ones and retries the failed ones.
+so a killed run loses at most the job in flight; a rerun reuses the ``ok`` and
+``n/a`` ones whose data, test sample and resolved settings are unchanged
+(:func:`rerun_reason`) and reruns the others, failed ones included.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class RunRecord:
     table: str
     status: str  # "ok", "n/a" (the data cannot serve the method) or "failed" (it raised: see the .log)
     family: str = ""
-    in_paper: bool = True
+    in_paper: bool = False
     reason: str = ""  # why a method is n/a on this dataset, or the one-line error it failed with
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     n_test: int = 0
@@ -124,21 +125,59 @@ def read_scores(out: Path, record: RunRecord) -> pd.DataFrame:
 
 
 FULL_SAMPLE = {"design": "full"}  # every test lead scored, weight 1 (results from before the key existed)
+NO_RESULT = "no result yet"
 
 
-def finished(out: Path, dataset: str, method: str, seed: int, fingerprint: str,
-             test_sample: dict[str, Any] = FULL_SAMPLE) -> bool:
-    """True when this job has an ``ok`` or ``n/a`` result for the same data and the same test sample
-    (a changed dataset or ``eval.test_*`` reruns, and so does a job that failed)."""
+def rerun_reason(out: Path, dataset: str, method: str, seed: int, fingerprint: str,
+                 test_sample: dict[str, Any], settings: dict[str, Any]) -> str:
+    """Why this job must run ('' when its result can be reused).
+
+    A result is reused only when it is ``ok`` or ``n/a`` and was computed on the same data
+    (fingerprint), the same test sample and the same resolved settings (``config.method_settings``:
+    every section the method reads, after profile, ``extend:``, variant and ``--set``); the seed is in
+    the file's name. Code is not part of the key: the record names the git commit it ran at."""
     jp = json_path(out, dataset, method, seed)
     if not jp.is_file():
-        return False
+        return NO_RESULT
     try:
         record = read_run(jp)
     except json.JSONDecodeError:
-        return False
-    return (record.fingerprint == fingerprint and record.status != "failed"
-            and record.dataset_info.get("test_sample", FULL_SAMPLE) == test_sample)
+        return "its result file is unreadable"
+    if record.status == "failed":
+        return "it failed last time"
+    if record.fingerprint != fingerprint:
+        return "the data changed"
+    if record.dataset_info.get("test_sample", FULL_SAMPLE) != test_sample:
+        return "the test sample changed (eval.test_positives / test_negatives / subsample_seed)"
+    recorded = record.config.get("method_settings")
+    if recorded is None:
+        return "its result does not record the settings it ran with"
+    return settings_change(recorded, settings)
+
+
+def settings_change(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """'lightgbm.max_rounds 2000 → 20, ...': every setting that differs ('' when none does)."""
+    old, new = _flat(before), _flat(json.loads(json.dumps(now, default=_jsonable)))  # as a record holds it
+    return ", ".join(f"{k} {_show(old.get(k, _ABSENT))} → {_show(new.get(k, _ABSENT))}"
+                     for k in sorted(old.keys() | new.keys()) if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+
+
+_ABSENT = object()
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'llm': {'lr': 1}} -> {'llm.lr': 1}: nested sections as dotted keys, the form --set takes."""
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _show(value: Any) -> str:
+    return "(unset)" if value is _ABSENT else json.dumps(value)
 
 
 def all_runs(out: Path) -> list[RunRecord]:

@@ -3,8 +3,10 @@
 A job: load the dataset through the feature store (generating a synthetic
 world on first use), fit the method on train with valid for early stopping,
 score every test lead, compute the metrics with bootstrap CIs, and write the
-scores and the JSON record atomically. Finished jobs are skipped unless
-``force``; a job whose data cannot meet a method's requirement is recorded as
+scores and the JSON record atomically. A finished job is reused unless
+``force`` when its data, test sample and resolved settings are unchanged
+(``benchmark.results.rerun_reason``; a rerun says why each other job runs again);
+a job whose data cannot meet a method's requirement is recorded as
 "n/a" with the reason, so tables show it instead of silently dropping it. A
 job that raises is recorded as "failed" (one-line reason in the JSON, the
 traceback in a .log beside it) and the other jobs go on: one method's crash
@@ -31,14 +33,15 @@ import leadrank_api as api
 from benchmark import registry
 from benchmark.metrics import evaluate
 from benchmark.profile import DatasetEntry, Profile
-from benchmark.results import RunRecord, finished, provenance, write_run
+from benchmark.results import NO_RESULT, RunRecord, provenance, rerun_reason, write_run
 from feature_store.adapters import resolve_spec
-from feature_store.embeddings import attach_h_text
+from feature_store.embeddings import HTextSettings, attach_h_text
 from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
 from feature_store.split import Split, SplitSet
 from feature_store.store import Dataset
 from feature_store.synthetic import generate, identity
+from feature_store.typed import parse
 
 
 def main_process() -> bool:
@@ -132,14 +135,37 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
     return jobs
 
 
-def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress: bool = False) -> RunRecord | None:
-    """Run one job and write its result; None when it was already finished."""
-    profile.register_variants()  # a worker process has only the packages' own variants
+def resolved_settings(cls: type[api.Method], config: dict[str, Any]) -> dict[str, Any]:
+    """What a job of ``cls`` runs with, as its result records it (``config.method_settings``) and as
+    resume compares it: every section the method reads, validated, after the profile, ``extend:``, the
+    variant's overrides and ``--set``; for a reader of ``h_text`` also the ``h_text`` section that makes
+    its embedding."""
+    settings = {section: s.to_dict() for section, s in api.method_settings(cls, config).items()}
+    if "h_text" in cls.requires:
+        settings["h_text"] = parse(HTextSettings, config.get("h_text") or {}, section="h_text").to_dict()
+    return settings
+
+
+def _job_data(job: Job, profile: Profile, progress: bool = False) -> tuple[Dataset, SplitSet]:
     ds, splits = load_splits(job.entry, profile, progress)
     if job.train_size is not None:
         splits = splits.with_train_budget(job.train_size, profile.eval.subsample_seed)
-    if not force and finished(out, ds.name, job.method, job.seed, ds.fingerprint, splits.truth.sample.to_dict()):
+    return ds, splits
+
+
+def job_rerun_reason(job: Job, profile: Profile, out: Path) -> str:
+    """Why ``job`` must run ('' when its result in ``out`` can be reused: :func:`benchmark.results.rerun_reason`)."""
+    ds, splits = _job_data(job, profile)
+    return rerun_reason(out, ds.name, job.method, job.seed, ds.fingerprint, splits.truth.sample.to_dict(),
+                        resolved_settings(registry.get(job.method), profile.config))
+
+
+def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress: bool = False) -> RunRecord | None:
+    """Run one job and write its result; None when its result can be reused (unless ``force``)."""
+    profile.register_variants()  # a worker process has only the packages' own variants
+    if not force and not job_rerun_reason(job, profile, out):
         return None
+    ds, splits = _job_data(job, profile, progress)
     cls = registry.get(job.method)
     settings = api.method_settings(cls, profile.config)
     truth = splits.truth
@@ -147,8 +173,9 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
                 family=cls.family, in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
                 n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
                 warnings=list(ds.warnings),
-                config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config},
-                provenance=provenance())
+                config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config,
+                        "method_settings": resolved_settings(cls, profile.config)},
+                provenance=provenance() | {"method_package": api.package_of(cls)})
     why = missing_requirement(cls, splits) or _beyond_cap(cls, settings, splits, job)
     if why:
         record = RunRecord(status="n/a", reason=why, **base)
@@ -216,9 +243,9 @@ def prepare_inputs(cls: type[api.Method], ds: Dataset, splits: SplitSet,
 # the largest slope and intercept of its methods, rounded up. ctr: xDeepFM, 278 B/lead + 801 MB (DeepFM:
 # 41 + 112); classical: logreg's one-hot design, 854 B/lead (LightGBM: 380); llm: scoring, ~92 KB a lead
 # (the prompts and token lists of every test lead at once; its fit reads a capped sample), with the tiny
-# CPU backbone (a real one adds its weights). The funnel rule and the oracles (under 10 B/lead) and a
-# plugin's family are not checked.
-FIT_MEMORY = {"ctr": (850, 300), "classical": (50, 900), "llm": (0, 95_000)}
+# CPU backbone (a real one adds its weights). The rules and the oracles (under 10 B/lead) are not checked.
+# (Each family's effects: leadrank_api.Family.)
+FIT_MEMORY = {api.Family.CTR: (850, 300), api.Family.CLASSICAL: (50, 900), api.Family.LLM: (0, 95_000)}
 
 
 def check_memory(cls: type[api.Method], settings: Any, parts: tuple[Split, Split, Split]) -> None:
@@ -334,15 +361,11 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
         ds, _ = load_splits(entry, profile, progress)
         for warning in ds.warnings if progress else ():
             tqdm.write(f"warning: {warning}")
+    todo = plan_ if force else _to_rerun(plan_, profile, Path(out), progress)
     records: list[RunRecord] = []
-    skipped = 0
 
-    def done(rec: RunRecord | None) -> None:
-        nonlocal skipped
+    def done(rec: RunRecord) -> None:
         bar.update()
-        if rec is None:
-            skipped += 1
-            return
         records.append(rec)
         if progress:
             auc = rec.metrics.get("auc", {}).get("value")
@@ -350,24 +373,38 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
                        + (f"AUC {auc:.4f}" if auc is not None else f"{rec.status} ({rec.reason})"))
 
     with results_lock(Path(out)) if main_process() else nullcontext(), \
-            tqdm(total=len(plan_), desc="jobs", unit="job", disable=not progress) as bar:
+            tqdm(total=len(todo), desc="jobs", unit="job", disable=not progress) as bar:
+        # every job of todo runs (force=True): whether its result could be reused was decided above
         if jobs <= 1 and backend == "loky":
-            for job in plan_:
-                done(run_job(job, profile, Path(out), force=force, progress=progress))
+            for job in todo:
+                done(run_job(job, profile, Path(out), force=True, progress=progress))
         else:
             from joblib import Parallel, delayed
 
-            warm = [delayed(warm_h_text)(group, profile, Path(out), force) for group in _h_text_inputs(plan_)]
-            runs = [delayed(run_job)(job, profile, Path(out), force, False)
-                    for job in sorted(plan_, key=_longest_first)]
+            warm = [delayed(warm_h_text)(group, profile) for group in _h_text_inputs(todo)]
+            runs = [delayed(run_job)(job, profile, Path(out), True, False) for job in sorted(todo, key=_longest_first)]
             with _backend(jobs, backend, scheduler):
                 for rec in Parallel(return_as="generator_unordered")(warm + runs):
                     if rec is not False:  # False: a warm_h_text task, not a job
                         done(rec)
-    if skipped and progress:
-        tqdm.write(f"skipped {skipped} finished job(s) whose results are already in {out} "
-                   "(same data; --force recomputes them)")
     return records
+
+
+def _to_rerun(plan_: list[Job], profile: Profile, out: Path, progress: bool) -> list[Job]:
+    """The jobs of the plan whose results cannot be reused; says why each finished one runs again
+    and how many were reused."""
+    reasons = {job: job_rerun_reason(job, profile, out) for job in plan_}
+    todo = [job for job in plan_ if reasons[job]]
+    if progress:
+        for job in todo:
+            if reasons[job] != NO_RESULT:
+                point = f" (n_train {job.train_size:,})" if job.train_size not in (None, ALL_LEADS) else ""
+                dataset = load_splits(job.entry, profile)[0].name
+                tqdm.write(f"rerun {dataset}/{job.method}/seed{job.seed}{point}: {reasons[job]}")
+        if len(todo) < len(plan_):
+            tqdm.write(f"reused {len(plan_) - len(todo)} finished job(s) in {out}: same data, test sample and "
+                       "settings (--force recomputes them)")
+    return todo
 
 
 def default_jobs(profile: Profile) -> int:
@@ -391,7 +428,8 @@ def _longest_first(job: Job) -> int:
     """Dispatch order of parallel jobs: the longest first (LLM rows, then the other learned rows), and the
     rows that read h_text last, so the embedding (its own task, dispatched first) is usually ready."""
     cls = registry.get(job.method)
-    return 3 if "h_text" in cls.requires else {"llm": 0, "ctr": 1, "classical": 1}.get(cls.family, 2)
+    return 3 if "h_text" in cls.requires else {api.Family.LLM: 0, api.Family.CTR: 1,
+                                                api.Family.CLASSICAL: 1}.get(cls.family, 2)
 
 
 def _h_text_inputs(plan_: list[Job]) -> list[list[Job]]:
@@ -403,19 +441,15 @@ def _h_text_inputs(plan_: list[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
-def warm_h_text(jobs: list[Job], profile: Profile, out: Path, force: bool) -> bool:
-    """Compute (and cache) the h_text embedding that ``jobs`` share, as a task of its own in a parallel
-    run, unless all of them are finished. Always False (so the caller tells it from a job's result).
+def warm_h_text(jobs: list[Job], profile: Profile) -> bool:
+    """Compute (and cache) the h_text embedding that ``jobs`` (all of them to run) share, as a task of its
+    own in a parallel run. Always False (so the caller tells it from a job's result).
 
     Run beside the other jobs instead of inside the first job that reads h_text, where the jobs after it
     would wait for it (the cache is locked while one process computes it: never computed twice)."""
     profile.register_variants()  # a worker process has loaded no provider yet
-    ds, splits = load_splits(jobs[0].entry, profile)
-    if jobs[0].train_size is not None:
-        splits = splits.with_train_budget(jobs[0].train_size, profile.eval.subsample_seed)
-    sample = splits.truth.sample.to_dict()
-    if splits.test.schema.has_text and (
-            force or not all(finished(out, ds.name, j.method, j.seed, ds.fingerprint, sample) for j in jobs)):
+    ds, splits = _job_data(jobs[0], profile)
+    if splits.test.schema.has_text:
         attach_h_text(ds, splits, profile.config, profile.cache_dir, progress=False)
     return False
 

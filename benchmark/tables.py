@@ -138,7 +138,7 @@ def table_rows(table: str, methods: set[str]) -> list[Row]:
     ranked = []
     for m in registry.rows(table):
         if m.in_paper or m.name in methods:
-            suffix = "" if m.in_paper or m.family == "oracle" else " *(not in paper)*"
+            suffix = "" if m.in_paper or m.family == api.Family.ORACLE else " *(not in paper)*"
             ranked.append((m.order, m.name, Row(m.label_in(table) + suffix, m.name, m.embedding,
                                                 m.baseline_in(table))))
     known = {name for _, name, _ in ranked}
@@ -293,15 +293,12 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
     if providers:
         lines.append("h_text provider: " + ", ".join(providers) + ".")
     lines += _inputs_lines(ok)
-    if any(r.method == "oracle" for r in ok):
-        lines.append("Oracle: scores = the true conversion probability p_true of the synthetic world; "
-                     "the ceiling no honest model can pass beyond its CI.")
-    if any(r.method == "oracle_table" for r in ok):
-        lines.append("Oracle, table only: P(lock) given everything but the text (the transcript facts integrated "
-                     "out): the ceiling of a table-only model; the gap to the oracle is the most reading text can add.")
+    shown = {name: cls for name, cls in registry.all_methods().items() if name in {r.method for r in ok}}
+    lines += [cls.footnote for cls in shown.values() if cls.footnote]  # in name order
     info = records[0].dataset_info if records else {}
     gaps = data_gaps(info.get("has_text", True), info.get("has_stage", True), info.get("has_outcomes", True),
-                     llm=any(r.family == "llm" for r in ok), hpro=any("hpro" in r.method for r in ok))
+                     llm=any(r.family == api.Family.LLM for r in ok),
+                     hpro=any(cls.trains_on_outcomes for cls in shown.values()))
     if gaps:
         lines.append("Data: " + "; ".join(gaps) + ".")
     lines += [f"Data warning: {w}" for w in dict.fromkeys(w for r in records for w in r.warnings)]

@@ -13,6 +13,7 @@ Adding a model is one class and one decorator::
 
     @register(name="my_model", family="classical", tables=("table1", "table2"),
               description="what it is, in one line", params={"my_model": MyParams})
+    # in_paper defaults to False: the row is marked "not in paper" in the tables
     class MyModel(Method):
         def fit(self, train, valid):
             depth = self.section("my_model").depth
@@ -21,6 +22,10 @@ Adding a model is one class and one decorator::
 
         def score(self, test):
             return np.asarray(...)  # one finite score per test lead, higher = more likely to lock
+
+**One registry.** Built-in methods and plugins are found the same way, through the
+``leadrank.methods`` entry point, on first use of :func:`get`, :func:`registered` or
+:func:`sections_typed`: ``leadrank_api.get("logreg")`` works without importing the benchmark.
 
 **Settings.** ``params`` maps the profile sections a method reads to their
 typed model. The runner validates every section of the profile against its
@@ -45,11 +50,14 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
 import numpy as np
 
+from feature_store.embeddings import ENTRY_POINT as EMBEDDINGS_ENTRY_POINT
 from feature_store.errors import ConfigError
 from feature_store.schema import Inputs, Schema
 from feature_store.split import Split
@@ -62,6 +70,33 @@ TABLES = ("table1", "table2")
 # table says why) for a method whose requirement a dataset cannot meet.
 REQUIREMENTS = ("text", "stage", "p_true", "p_true_table", "h_text", "tabular", "categorical")
 ENTRY_POINT = "leadrank.methods"  # the group under which method packages (built-in and plugins) register
+
+
+class Family(StrEnum):
+    """What kind of method a row is. A closed set, because the benchmark treats each kind differently:
+
+    - ``llm``: reads the lead's prompt with a language model. The runner's memory guard budgets
+      ~95 KB a scored lead and parallel runs dispatch its jobs first (the longest); the table
+      footnotes say what an LLM row does on data without text.
+    - ``ctr``: a deep CTR model (deepctr-torch). Memory guard: 850 MB + 300 B a lead; dispatched
+      right after the LLM jobs.
+    - ``classical``: logistic regression, gradient boosting, any scikit-learn classifier. Memory
+      guard: 50 MB + 900 B a lead; dispatched with the CTR jobs.
+    - ``rule``: a hand-written ranking rule (no learned probability). No memory guard; its scores
+      are ranks, so it gets no calibration plot.
+    - ``oracle``: a ceiling from the synthetic world's truth. The only family the method contract
+      lets read ``p_true``; never marked "not in paper" (it closes every synthetic table); drawn
+      as a horizontal ceiling in learning curves, which never train it.
+
+    Every family but ``oracle`` is marked "not in paper" in the tables unless registered with
+    ``in_paper=True``. (Memory figures: ``benchmark.runner.FIT_MEMORY``, where they are measured.)
+    """
+
+    LLM = "llm"
+    CTR = "ctr"
+    CLASSICAL = "classical"
+    RULE = "rule"
+    ORACLE = "oracle"
 
 
 class NoOptions(Settings):
@@ -82,16 +117,18 @@ class Method:
     """Base class of every ranker. Subclasses implement ``fit`` and ``score``."""
 
     name: ClassVar[str]
-    family: ClassVar[str]
+    family: ClassVar[Family]
     tables: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     label: ClassVar[str | Mapping[str, str]] = ""  # the row's label, or one per table ('' = the name)
     requires: ClassVar[tuple[str, ...]] = ()
-    in_paper: ClassVar[bool] = True
+    in_paper: ClassVar[bool] = False  # a row the papers report (True only for theirs; else "not in paper")
     by_default: ClassVar[bool] = True  # part of `methods: all` (ablations run only when named)
     embedding: ClassVar[str] = "-"  # Table 1's embedding column
     baseline: ClassVar[str | Mapping[str, str] | None] = None  # the row its gain / lift is against (or per table)
     order: ClassVar[int] = 1000  # position within its table (paper rows first)
+    footnote: ClassVar[str] = ""  # printed under every table where this row has a result (what its scores are)
+    trains_on_outcomes: ClassVar[bool] = False  # uses the outcome funnel where the data has one (HPRO's tiers)
     params: ClassVar[Mapping[str, type[Settings]]] = {}  # profile sections read -> their typed model
     Options: ClassVar[type[Settings]] = NoOptions  # what a variant of this class may fix
     options: ClassVar[Settings] = NoOptions()
@@ -171,14 +208,17 @@ def _per_table(value: str | Mapping[str, str] | None, table: str) -> str | None:
 _REGISTRY: dict[str, type[Method]] = {}
 
 
-def register(*, name: str, family: str, description: str, tables: tuple[str, ...] | list[str] = (),
-             requires: tuple[str, ...] | list[str] | None = None, in_paper: bool = True, label: str | Mapping[str, str] = "",
-             params: Mapping[str, type[Settings]] | None = None, **meta: Any):
+def register(*, name: str, family: Family | str, description: str, tables: tuple[str, ...] | list[str] = (),
+             requires: tuple[str, ...] | list[str] | None = None, in_paper: bool = False,
+             label: str | Mapping[str, str] = "", params: Mapping[str, type[Settings]] | None = None, **meta: Any):
     """Class decorator that adds a method to the registry under ``name``.
 
-    ``meta`` sets the other class attributes of :class:`Method` (``embedding``,
-    ``baseline``, ``order``, ``by_default``)."""
+    ``family`` is one of :class:`Family` (what it changes is documented there); ``in_paper``
+    is True only for the rows the papers report. ``meta`` sets the other class attributes of
+    :class:`Method` (``embedding``, ``baseline``, ``order``, ``by_default``, ``footnote``,
+    ``trains_on_outcomes``)."""
     _check_meta(name, tables, requires, meta)
+    family = _family(name, family)
 
     def deco(cls: type[Method]) -> type[Method]:
         if not (isinstance(cls, type) and issubclass(cls, Method)):
@@ -188,7 +228,7 @@ def register(*, name: str, family: str, description: str, tables: tuple[str, ...
                              f"{_REGISTRY[name].__qualname__}")
         sections = dict(cls.params if params is None else params)
         for section, model in sections.items():
-            other = sections_typed().get(section, model)
+            other = _sections().get(section, model)
             if other is not model:
                 raise ValueError(f"method '{name}': section '{section}' is already typed by "
                                  f"{other.__qualname__}, not {model.__qualname__}")
@@ -206,10 +246,18 @@ def register(*, name: str, family: str, description: str, tables: tuple[str, ...
 def _check_meta(name: str, tables, requires, meta: Mapping[str, Any]) -> None:
     bad_tables = [t for t in tables if t not in TABLES]
     bad_req = [r for r in requires or () if r not in REQUIREMENTS]
-    bad_meta = sorted(set(meta) - {"embedding", "baseline", "order", "by_default"})
+    bad_meta = sorted(set(meta) - {"embedding", "baseline", "order", "by_default", "footnote", "trains_on_outcomes"})
     if bad_tables or bad_req or bad_meta:
         raise ConfigError(f"method '{name}': unknown tables {bad_tables}, requirements {bad_req} or "
                           f"attributes {bad_meta}", hint=f"tables: {list(TABLES)}; requirements: {list(REQUIREMENTS)}")
+
+
+def _family(name: str, family: Family | str) -> Family:
+    try:
+        return Family(family)
+    except ValueError:
+        raise ConfigError(f"method '{name}': unknown family '{family}'{suggest(str(family), list(Family))}",
+                          hint=f"families: {', '.join(Family)} (what each changes: leadrank_api.Family)") from None
 
 
 class Variant(Settings):
@@ -223,8 +271,8 @@ class Variant(Settings):
     """Its table row label, or one per table ('' = the variant's name)."""
     tables: tuple[str, ...] | None = None
     """Tables it is a row of (default: the base method's)."""
-    family: str | None = None
-    """Family (default: the base method's)."""
+    family: Family | None = None
+    """Family (default: the base method's; one of leadrank_api.Family)."""
     options: dict[str, Any] = {}
     """Values of the base class's Options model: what makes this row what it is."""
     set: dict[str, dict[str, Any]] = {}
@@ -241,6 +289,8 @@ class Variant(Settings):
     """Position within its table."""
     by_default: bool = True
     """Part of `methods: all` (false: runs only when named, e.g. an ablation)."""
+    footnote: str | None = None
+    """Printed under every table where this row has a result (default: the base method's)."""
 
 
 def register_variants(block: Mapping[str, Any] | None, source: str) -> list[type[Method]]:
@@ -270,7 +320,8 @@ def register_variants(block: Mapping[str, Any] | None, source: str) -> list[type
             tables=base.tables if v.tables is None else v.tables,
             requires=base.requires_for(options) if v.requires is None else v.requires,
             in_paper=base.in_paper if v.in_paper is None else v.in_paper, params=base.params,
-            embedding=v.embedding, baseline=v.baseline, order=v.order, by_default=v.by_default)(cls))
+            embedding=v.embedding, baseline=v.baseline, order=v.order, by_default=v.by_default,
+            footnote=base.footnote if v.footnote is None else v.footnote)(cls))
     return created
 
 
@@ -296,12 +347,41 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+_loaded = False
+
+
+def load_all() -> None:
+    """Import every ``leadrank.methods`` and ``leadrank.embeddings`` entry point once (built-in
+    packages and plugins alike): importing a method package registers its methods."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True  # before importing: the packages' own register() calls must not come back here
+    for group in (ENTRY_POINT, EMBEDDINGS_ENTRY_POINT):
+        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+            ep.load()
+
+
 def registered() -> dict[str, type[Method]]:
-    """Every method registered so far, by name (the benchmark loads the entry points first)."""
+    """Every registered method, by name (the entry points are loaded on first use)."""
+    load_all()
     return dict(sorted(_REGISTRY.items()))
 
 
+def package_of(cls: type[Method]) -> dict[str, str]:
+    """The installed distribution (name, version) whose ``leadrank.methods`` entry point brought
+    ``cls``'s package: leadrank-bench for the built-in methods, the plugin's own for a plugin. Empty for
+    a method defined outside any entry point (a notebook, a test)."""
+    top = cls.__module__.partition(".")[0]
+    for ep in entry_points(group=ENTRY_POINT):
+        if ep.module.partition(".")[0] == top and ep.dist is not None:
+            return {"name": ep.dist.name, "version": ep.dist.version}
+    return {}
+
+
 def get(name: str) -> type[Method]:
+    """The registered method ``name`` (the entry points are loaded on first use)."""
+    load_all()
     if name not in _REGISTRY:
         raise ConfigError(f"unknown method '{name}'{suggest(name, list(_REGISTRY))}",
                           hint=f"registered: {', '.join(sorted(_REGISTRY))}")
@@ -310,6 +390,11 @@ def get(name: str) -> type[Method]:
 
 def sections_typed() -> dict[str, type[Settings]]:
     """Every profile section some registered method reads -> its typed model."""
+    load_all()
+    return _sections()
+
+
+def _sections() -> dict[str, type[Settings]]:
     return {section: model for m in _REGISTRY.values() for section, model in m.params.items()}
 
 

@@ -59,7 +59,7 @@ class AsLLROptions(Params):
     """Add λ2·L_CE, the QA cross-entropy of ' Yes'/' No' through the LM head (asllr_ce), to α·L_BCE."""
 
 
-@register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams},
+@register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams}, in_paper=True,
           description="asLLR: LoRA LLM reading the lead prompt, pointwise head (base of asllr_base / asllr_ce)")
 class AsLLR(Method):
     """A LoRA-tuned LLM that reads the lead's prompt and scores it."""

@@ -92,7 +92,7 @@ def test_a_watched_split_logs_each_input_read_and_nothing_else():
 
 
 def test_the_contract_fails_a_method_that_reads_other_inputs_than_it_declares(data_dir):
-    @api.register(name="_two_columns", family="test", tables=("table2",), description="reads two columns")
+    @api.register(name="_two_columns", family="rule", tables=("table2",), description="reads two columns")
     class TwoColumns(api.Method):  # declares the whole table view (the default) but reads two columns
         def fit(self, train, valid):
             return self
@@ -100,7 +100,7 @@ def test_the_contract_fails_a_method_that_reads_other_inputs_than_it_declares(da
         def score(self, test):
             return np.nan_to_num(test.numeric("age")) - np.nan_to_num(test.numeric("days_since_last_activity"))
 
-    @api.register(name="_reads_text", family="test", tables=("table2",), description="text, undeclared")
+    @api.register(name="_reads_text", family="rule", tables=("table2",), description="text, undeclared")
     class ReadsText(api.Method):
         def inputs(self, schema):
             return Inputs(("age",))

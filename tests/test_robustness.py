@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def boom():
-    @register(name="_boom", family="test", tables=("table2",), in_paper=False, description="raises in fit")
+    @register(name="_boom", family="rule", tables=("table2",), in_paper=False, description="raises in fit")
     class Boom(Method):
         def fit(self, train, valid):
             raise ValueError("the encoder got 0 feature(s)\nsecond line")
@@ -66,12 +66,12 @@ def test_the_command_exits_non_zero_with_a_summary_of_failed_jobs(tmp_path, data
     assert "1 of 2 job(s) failed" in err and (tmp_path / "res/table2.md").is_file()
 
 
-def test_a_rerun_says_what_it_skipped(tmp_path, data_dir, capsys):
+def test_a_rerun_says_what_it_reused(tmp_path, data_dir, capsys):
     profile, entry = contract_profile(data_dir), tiny_entry("table2")
     runner.run(profile, tmp_path, methods=["oracle"], datasets=[entry], progress=False)
     assert runner.run(profile, tmp_path, methods=["oracle"], datasets=[entry], progress=True) == []
     captured = capsys.readouterr()
-    assert "skipped 1 finished job(s)" in captured.out + captured.err
+    assert "reused 1 finished job(s)" in captured.out + captured.err
 
 
 def test_a_second_runner_on_the_same_folder_stops(tmp_path, data_dir):

@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import leadrank_api as api
 from benchmark import results, runner, tables
 from feature_store import files
 from benchmark.cli import main
 from benchmark.contract import contract_profile, tiny_entry
+from feature_store.schema import Inputs
+from leadrank_api import Method, Params, register
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,58 @@ def test_finished_jobs_are_skipped_and_force_recomputes(run_out):
     assert [r.method for r in again] == ["oracle"]
 
 
+class KnobParams(Params):
+    weight: float = 1.0
+    """How much the activity count weighs against recency."""
+
+
+@pytest.fixture
+def knob():
+    """A plugin-like method with its own profile section, registered for one test."""
+    @register(name="_knob", family="rule", tables=("table2",), params={"_knob": KnobParams},
+              description="activity count x weight, then recency")
+    class Knob(Method):
+        def fit(self, train, valid):
+            return self
+
+        def score(self, test):
+            return self.section("_knob").weight * np.nan_to_num(test.numeric("price_page_views")) \
+                - np.nan_to_num(test.numeric("days_since_last_activity"))
+
+        def inputs(self, schema):
+            return Inputs(("days_since_last_activity", "price_page_views"))
+    yield Knob
+    api.unregister("_knob")
+
+
+def test_a_changed_setting_reruns_its_job_and_says_why(tmp_path, data_dir, capsys, knob):
+    entry = [tiny_entry("table2")]
+
+    def printed() -> str:
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    def run(*overrides: str) -> list[str]:
+        done = runner.run(contract_profile(data_dir, overrides), tmp_path, methods=["logreg", "_knob"],
+                          datasets=entry, progress=True, jobs=1)
+        return sorted(r.method for r in done)
+    assert run() == ["_knob", "logreg"]
+    rec = results.read_run(results.json_path(tmp_path, "tiny-industrial", "logreg", 0))
+    assert rec.config["method_settings"] == {"logreg": {"C_grid": [0.01, 0.1, 1.0], "max_iter": 2000}}
+    assert rec.provenance["method_package"]["name"] == "leadrank-bench"
+    capsys.readouterr()
+    assert run() == []  # unchanged: every job reused
+    assert "reused 2 finished job(s)" in printed()
+    assert run("logreg.max_iter=500") == ["logreg"]  # a built-in method's setting
+    assert "rerun tiny-industrial/logreg/seed0: logreg.max_iter 2000 → 500" in printed()
+    assert run("logreg.max_iter=500", "_knob.weight=2.0") == ["_knob"]  # a plugin's own section
+    said = printed()
+    assert "rerun tiny-industrial/_knob/seed0: _knob.weight 1.0 → 2.0" in said and "reused 1 finished job(s)" in said
+    knob_rec = results.read_run(results.json_path(tmp_path, "tiny-industrial", "_knob", 0))
+    assert knob_rec.config["method_settings"] == {"_knob": {"weight": 2.0}}
+    assert knob_rec.provenance["method_package"] == {}  # defined in a test, not by an installed package
+
+
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "x.json"
     target.write_text("old")
@@ -68,12 +123,15 @@ def test_interrupted_job_reruns_and_changed_data_reruns(run_out):
     jp.unlink()  # as if killed before the JSON (the completion marker) landed
     rec = runner.run(profile, out, methods=["logreg"], datasets=entries[:1], progress=False)
     assert [r.method for r in rec] == ["logreg"]
-    assert not results.finished(out, "tiny-benchmark", "logreg", 0, "another-fingerprint")
-    fp = results.read_run(jp).fingerprint
-    sample = results.read_run(jp).dataset_info["test_sample"]
-    assert results.finished(out, "tiny-benchmark", "logreg", 0, fp, sample)
-    assert not results.finished(out, "tiny-benchmark", "logreg", 0, fp, sample | {"negatives": 499})
-    assert not results.finished(out, "tiny-benchmark", "logreg", 0, fp)  # the whole split is another sample
+    record = results.read_run(jp)
+    fp, sample, settings = record.fingerprint, record.dataset_info["test_sample"], record.config["method_settings"]
+
+    def reason(fingerprint=fp, test_sample=sample):
+        return results.rerun_reason(out, "tiny-benchmark", "logreg", 0, fingerprint, test_sample, settings)
+    assert reason() == ""
+    assert reason(fingerprint="another-fingerprint") == "the data changed"
+    assert reason(test_sample=sample | {"negatives": 499}).startswith("the test sample changed")
+    assert reason(test_sample=results.FULL_SAMPLE).startswith("the test sample changed")  # the whole split
 
 
 def test_tables_show_every_paper_row_and_the_oracle_on_top(run_out):

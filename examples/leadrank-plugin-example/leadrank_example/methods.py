@@ -5,7 +5,7 @@ import numpy as np
 from leadrank_api import Inputs, Method, register
 
 
-@register(name="example_engagement", family="rule", tables=("table1", "table2"), in_paper=False,
+@register(name="example_engagement", family="rule", tables=("table1", "table2"),
           description="Example plugin: configurator + price-page views, then recency")
 class Engagement(Method):
     def inputs(self, schema):
