@@ -16,7 +16,7 @@ it), the first folder being the reference whose gain CIs the others must stay in
 
     .venv/bin/python bench/h_text_providers.py [--profile quick] [--dataset benchmark] [--leads 1000]
                                                [--providers minilm,model2vec] [--repeats 3] [--threads 1]
-                                               [--distill]
+                                               [--distill] [--set KEY=VALUE ...]
     .venv/bin/python bench/h_text_providers.py --gains results,/tmp/model2vec-results
 """
 
@@ -82,12 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the quick runner gives a job one)")
     p.add_argument("--distill", action="store_true", help="also time model2vec's distillation, from scratch")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="profile override, e.g. data_dir=/tmp/data (a world and distillation already built there)")
     p.add_argument("--gains", metavar="DIR,DIR", help="record the +h_text gains of these results folders instead")
     a = p.parse_args(argv)
     if a.gains:
         return gains([Path(f) for f in a.gains.split(",")])
     registry.load_all()  # a plugin's line encoder can be timed too
-    profile = load_profile(a.profile)
+    profile = load_profile(a.profile, a.set)
     entry = next(d for d in profile.datasets if d.name == a.dataset)
     _, splits = load_splits(entry, profile)
     texts = lead_texts(splits.train)[:a.leads]
