@@ -256,7 +256,7 @@ def h_text_rows(lines: list[dict]) -> list[Row]:
             if "model2vec_distill_s" in x else ""
         rows += [("h_text", f"{x['profile']}: minilm / {k} seconds per 1k texts (same {x['leads']:,} leads, one run)",
                   f"{x['speedup_vs_minilm'][k]:,.0f}×", "– (context)", "–",
-                  _ctx(x, f"minilm {s['minilm']:.2f} s, {k} {s[k]:.4f} s per 1k texts ({x['distinct_lines']:,} "
+                  _ctx(x, f"minilm {s['minilm']:.2f} s, {k} {s[k]:.2f} s per 1k texts ({x['distinct_lines']:,} "
                           f"distinct lines), median of {x['repeats']}, {x['torch_threads']} torch thread(s); "
                           f"model load {x['load_s']['minilm']:.1f} / {x['load_s'][k]:.1f} s{distill}"))
                  for k in cheap]
