@@ -242,9 +242,43 @@ def quick_profile_rows(lines: list[dict]) -> list[Row]:
     return rows
 
 
+def h_text_rows(lines: list[dict]) -> list[Row]:
+    """Seconds per 1k texts of each h_text provider against MiniLM (same leads, same run), and the +h_text
+    gains of the cheaper one against MiniLM's committed CIs (Table 1, 3 seeds)."""
+    rows: list[Row] = []
+    x = latest(lines, measure="speed")
+    if x is None:
+        rows.append(("h_text", "quick: MiniLM / model2vec seconds per 1k texts (same leads)", NOT_YET, "– (context)",
+                     "–", ""))
+    else:
+        s, cheap = x["s_per_1k_texts"], [k for k in x["providers"] if k != "minilm"]
+        distill = f"; model2vec distillation (once, cached) {x['model2vec_distill_s']:,.0f} s" \
+            if "model2vec_distill_s" in x else ""
+        rows += [("h_text", f"{x['profile']}: minilm / {k} seconds per 1k texts (same {x['leads']:,} leads, one run)",
+                  f"{x['speedup_vs_minilm'][k]:,.0f}×", "– (context)", "–",
+                  _ctx(x, f"minilm {s['minilm']:.2f} s, {k} {s[k]:.2f} s per 1k texts ({x['distinct_lines']:,} "
+                          f"distinct lines), median of {x['repeats']}, {x['torch_threads']} torch thread(s); "
+                          f"model load {x['load_s']['minilm']:.1f} / {x['load_s'][k]:.1f} s{distill}"))
+                 for k in cheap]
+    g = latest(lines, measure="gains")
+    if g is not None:
+        ref = g["by_folder"][g["reference"]]
+        for folder, got in g["by_folder"].items():
+            if folder == g["reference"]:
+                continue
+            inside = got["within_reference_ci"]
+            rows.append(("h_text", f"Table 1 +h_text gains, {got['provider']} within {ref['provider']}'s 95 % CIs "
+                         "(6 CTR models, 3 seeds)", f"{sum(inside.values())} of {len(inside)}", f"{len(inside)} of "
+                         f"{len(inside)}", "yes" if all(inside.values()) else "**no**",
+                         _ctx(g, ", ".join(f"{m.split('+')[0]} {v[0]:+.4f} vs {ref['gains'][m][0]:+.4f}"
+                                           for m, v in got["gains"].items()))))
+    return rows
+
+
 SECTIONS: tuple[tuple[str, Callable[[list[dict]], list[Row]]], ...] = (
     ("generate", generate_rows), ("feature_store", feature_store_rows), ("metrics", metrics_rows),
-    ("ctr_overhead", ctr_rows), ("llm_throughput", llm_rows), ("quick_profile", quick_profile_rows))
+    ("ctr_overhead", ctr_rows), ("llm_throughput", llm_rows), ("quick_profile", quick_profile_rows),
+    ("h_text_providers", h_text_rows))
 
 
 def table(results: Path = RESULTS) -> str:

@@ -1,7 +1,8 @@
 """Text embeddings ``h_text`` for CTR models, with an on-disk cache.
 
 A *provider* turns the leads' texts into vectors (``minilm``: a frozen sentence
-encoder; ``tfidf``: a bag-of-words baseline, both in ``text_encoders``;
+encoder; ``model2vec``: static token vectors distilled from it, about a hundred
+times cheaper per text; ``tfidf``: a bag-of-words baseline, all in ``text_encoders``;
 ``asllr``: the fine-tuned LLM ranker's pooled state, in ``llm_ranker.h_text``).
 Providers register with ``@register_provider``; the benchmark imports the
 modules that hold them through the ``leadrank.embeddings`` entry point, so
@@ -21,9 +22,10 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Annotated, Any, ClassVar, Mapping
 
 import numpy as np
+from pydantic import Field
 
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_path, waiting_lock
@@ -43,11 +45,20 @@ class MiniLMSettings(Settings):
     """Tokens per line; longer lines are truncated."""
 
 
+class Model2VecSettings(Settings):
+    """The ``model2vec`` provider's settings: how its static vectors are distilled (part of both cache keys)."""
+
+    pca_dims: Annotated[int, Field(ge=1, le=384)] = 256
+    """Dimensions of the distilled token vectors (model2vec's PCA over MiniLM's 384)."""
+    sif_coefficient: Annotated[float, Field(gt=0, lt=1)] = 1e-4
+    """SIF weight a / (a + p(token)), p estimated from the token's Zipf rank: frequent tokens count less."""
+
+
 class HTextSettings(Settings):
     """The ``h_text:`` section of a profile: which provider embeds the texts, and how."""
 
     provider: str = "minilm"
-    """minilm | tfidf | asllr (the paper's), or a plugin's provider."""
+    """minilm | model2vec (static, distilled from minilm) | tfidf | asllr (the paper's), or a plugin's provider."""
     dim: int = 64
     """Dimensions kept by a PCA fit on train leads only."""
     crossfit: bool = True
@@ -56,6 +67,8 @@ class HTextSettings(Settings):
     """Provider asllr: K of the cross-fitting."""
     minilm: MiniLMSettings = MiniLMSettings()
     """Provider minilm's settings."""
+    model2vec: Model2VecSettings = Model2VecSettings()
+    """Provider model2vec's settings."""
 
 _PROVIDERS: dict[str, type["EmbeddingProvider"]] = {}
 
@@ -67,6 +80,7 @@ class EmbeddingProvider:
     id: ClassVar[str]
     description: ClassVar[str] = ""
     progress: bool | None = None  # show a progress bar; None = only on an interactive terminal
+    cache_dir: Path = Path("data/cache")  # where a provider keeps what it builds once (a distilled model)
 
     def __init__(self, config: Mapping[str, Any], seed: int = 0):
         """``config``: the resolved profile (a provider may read sections beyond ``h_text``, typed)."""
@@ -123,7 +137,7 @@ def h_text_arrays(ds: Dataset, splits: SplitSet, config: Mapping[str, Any], cach
     h = parse(HTextSettings, config.get("h_text"), section="h_text")
     name, dim = h.provider, h.dim
     provider = get_provider(name)(config, seed=0)  # embeddings are shared by every method and seed
-    provider.progress = progress
+    provider.progress, provider.cache_dir = progress, Path(cache_dir)
     path = Path(cache_dir) / "h_text" / ds.fingerprint / f"{name}-{dim}-{_cache_key(ds, splits, provider, dim)}.npz"
     info = {"h_text_provider": f"{name} (dim {dim}{'; ' + provider.description if provider.description else ''})",
             "h_text_cache": str(path)}

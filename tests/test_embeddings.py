@@ -1,4 +1,4 @@
-"""h_text: the embedding cache, the train-only reduction and the text encoders (minilm, tfidf)."""
+"""h_text: the embedding cache, the train-only reduction and the text encoders (minilm, model2vec, tfidf)."""
 
 import shutil
 from pathlib import Path
@@ -8,12 +8,15 @@ import pandas as pd
 import pytest
 
 from benchmark.contract import no_network, tiny_entry
-from feature_store import embeddings
-from feature_store.embeddings import EmbeddingProvider, h_text_arrays, reduce_dim, register_provider
+from feature_store import embeddings, text_encoders
+from feature_store.embeddings import (EmbeddingProvider, HTextSettings, Model2VecSettings, h_text_arrays, reduce_dim,
+                                      register_provider)
 from feature_store.errors import ConfigError
 from feature_store.spec import load_spec
 from feature_store.store import Dataset
-from feature_store.text_encoders import lead_texts, load_minilm, mean_of_lines, split_lines
+from feature_store.text_encoders import (distilled_dir, lead_texts, load_minilm, load_static, mean_of_lines,
+                                         split_lines)
+from feature_store.typed import parse
 
 
 @register_provider("_counting")
@@ -112,3 +115,81 @@ def test_tfidf_provider_gives_train_fitted_vectors(tiny_splits, tmp_path):
     parts, info = h_text_arrays(ds, splits, {"h_text": {"provider": "tfidf", "dim": 16}}, tmp_path)
     assert [p.shape for p in parts] == [(len(s), 16) for s in (splits.train, splits.valid, splits.test)]
     assert "tfidf" in info["h_text_provider"] and np.isfinite(parts[2]).all()
+
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "customer", "advisor", ":", "i", "already", "paid", "a",
+         "deposit", "for", "the", "tesla", "byd", "seats", "fold", "flat", "boot", "finance", "loan", "income",
+         "##s", "##ing"]
+
+
+@pytest.fixture
+def tiny_bert(tmp_path):
+    """A random-init 1-layer BERT with a word-piece vocabulary of 26 tokens: a stand-in for MiniLM that
+    distils in a second (the packaged MiniLM takes minutes; bench/h_text_providers.py distils that one)."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path / "tiny-bert"
+    BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(folder)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def counted_distill(monkeypatch):
+    """Counts model2vec distillations (the cache's misses)."""
+    calls = []
+    real = text_encoders._distill
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(text_encoders, "_distill", counting)
+    return calls
+
+
+def test_model2vec_distils_once_offline_and_rebuilds_on_a_new_source_or_setting(tiny_bert, counted_distill, tmp_path):
+    options = Model2VecSettings(pca_dims=8)
+    with no_network():
+        first = distilled_dir(tiny_bert, options, tmp_path / "cache")
+        again = distilled_dir(tiny_bert, options, tmp_path / "cache")
+        assert first == again and len(counted_distill) == 1
+        other = distilled_dir(tiny_bert, Model2VecSettings(pca_dims=8, sif_coefficient=1e-2), tmp_path / "cache")
+        assert other != first and len(counted_distill) == 2
+        (tiny_bert / "config.json").write_text((tiny_bert / "config.json").read_text().replace("0.02", "0.03"))
+        assert distilled_dir(tiny_bert, options, tmp_path / "cache") not in (first, other)
+    assert len(counted_distill) == 3
+    assert not list((tmp_path / "cache" / "static_encoders").glob(".*tmp"))  # no half-built folder left behind
+
+
+def test_model2vec_vectors_are_token_means_of_a_fixed_table(tiny_bert, tmp_path):
+    model = load_static(distilled_dir(tiny_bert, Model2VecSettings(pca_dims=8), tmp_path / "cache"))
+    lines = ["customer: i already paid a deposit", "advisor: the seats fold flat", "customer: i already paid a deposit"]
+    v = model.encode(lines, use_multiprocessing=False)
+    assert v.shape == (3, 8) and model.dim == 8
+    np.testing.assert_array_equal(v[0], v[2])  # no context: the same line is the same vector wherever it is
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-3)  # normalized, like MiniLM's
+    assert not np.allclose(v[0], v[1])
+    reloaded = load_static(distilled_dir(tiny_bert, Model2VecSettings(pca_dims=8), tmp_path / "cache"))
+    np.testing.assert_array_equal(reloaded.encode(lines, use_multiprocessing=False), v)
+
+
+def test_model2vec_provider_embeds_splits_with_the_distilled_model(tiny_splits, tiny_bert, monkeypatch, tmp_path):
+    monkeypatch.setattr(text_encoders, "minilm_dir", lambda: tiny_bert)
+    ds, splits = tiny_splits
+    config = {"h_text": {"provider": "model2vec", "dim": 4, "model2vec": {"pca_dims": 8}}}
+    with no_network():
+        parts, info = h_text_arrays(ds, splits, config, tmp_path / "cache", progress=False)
+    assert [p.shape for p in parts] == [(len(s), 4) for s in (splits.train, splits.valid, splits.test)]
+    assert "model2vec" in info["h_text_provider"] and np.isfinite(parts[2]).all()
+    built = [p for p in (tmp_path / "cache" / "static_encoders").glob("tiny-bert-*") if p.is_dir()]
+    assert len(built) == 1  # distilled into the run's cache
+
+
+@pytest.mark.parametrize("bad", [{"pca_dims": 0}, {"pca_dims": 500}, {"sif_coefficient": 1.5}, {"pca": 8}])
+def test_model2vec_settings_are_checked(bad):
+    with pytest.raises(ConfigError, match="h_text.model2vec"):
+        parse(HTextSettings, {"model2vec": bad}, section="h_text")
