@@ -23,7 +23,7 @@ beside it, since the box may be shared. The line is appended to
 
 Usage::
 
-    nice .venv/bin/python bench/llm_cache.py                       # the defaults: 8 train, 16 test leads, 3 epochs
+    nice .venv/bin/python bench/llm_cache.py     # 4 train and 8 scored leads per row, 2 epochs: ~40 min on a busy 2-core box
     .venv/bin/python bench/llm_cache.py --profile quick --set llm.lora_layers=1 --no-record
 """
 
@@ -89,8 +89,8 @@ def totals(runs: list[dict]) -> dict:
 
 
 def ratios(off: dict, on: dict) -> dict:
-    return {"speedup": round(off["compute_s"] / on["compute_s"], 3), "wall_speedup": round(off["wall_s"] / on["wall_s"], 3),
-            "cpu_speedup": round(off["cpu_s"] / on["cpu_s"], 3)}
+    return {"speedup": round(off["compute_s"] / on["compute_s"], 3),
+            "wall_speedup": round(off["wall_s"] / on["wall_s"], 3), "cpu_speedup": round(off["cpu_s"] / on["cpu_s"], 3)}
 
 
 def difference(off: list[dict], on: list[dict]) -> dict:
@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="standard")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--train-leads", type=int, default=8)
-    ap.add_argument("--test-leads", type=int, default=16, help="half of them positives, where the world has them")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of the several-epochs row")
+    ap.add_argument("--train-leads", type=int, default=4)
+    ap.add_argument("--test-leads", type=int, default=8, help="half of them positives, where the world has them")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs of the several-epochs row")
     ap.add_argument("--no-record", action="store_true", help="print only; append nothing to results/bench/")
     a = ap.parse_args(argv)
     if min(a.train_leads, a.test_leads, a.epochs) < 1:

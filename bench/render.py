@@ -255,7 +255,8 @@ def llm_cache_rows(lines: list[dict]) -> list[Row]:
     r, e, d = x["rows"], x["epochs"], x["score_difference"]
     load = x["load_avg_1min"]
     shared = f"shared box (1-min load {load[0]:g} → {load[1]:g} on {x['machine'].get('cores', '?')} cores)"
-    per_row = f"{x['train_leads']} train + {x['test_leads']} scored leads per row, {x['prompt_tokens_mean']:.0f} tokens mean"
+    per_row = (f"{x['train_leads']} train + {x['test_leads']} scored leads per row, "
+               f"{x['prompt_tokens_mean']:.0f} prompt tokens mean")
     worst = max(d["fp16"]["max_abs_auc"], d["fp32"]["max_abs_auc"])
     g = x["goals"]["max_abs_auc"]
     return [

@@ -77,10 +77,11 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 def run_blocks(decoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                blocks: range) -> torch.Tensor:
     """The decoder's blocks ``blocks`` applied to ``hidden`` with the masks, rotary embeddings and
-    per-block attention types its own forward builds (Llama-style decoders: Llama, Qwen2, Mistral).
+    per-block attention types its own forward builds (Llama-style decoders such as Llama and Qwen2).
 
     The decoder's forward runs every block; the frozen-prefix split needs the bottom and the top
-    apart. :func:`llm_ranker.prefix_cache.check_split` compares the two halves with the whole on a backbone before use."""
+    apart. :func:`llm_ranker.prefix_cache.check_split` compares the two halves with the whole on a
+    backbone before it is used."""
     from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
     config = decoder.config
@@ -167,8 +168,8 @@ class LeadRanker(nn.Module):
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The hidden states entering the first block with LoRA (the embeddings when every block has it)."""
         decoder = self.lm.get_base_model().get_decoder()
-        return run_blocks(decoder, decoder.get_input_embeddings()(input_ids), attention_mask, position_ids_of(attention_mask),
-                          range(self.frozen_blocks))
+        return run_blocks(decoder, decoder.get_input_embeddings()(input_ids), attention_mask,
+                          position_ids_of(attention_mask), range(self.frozen_blocks))
 
     def param_groups(self, cfg: LLMParams) -> list[dict]:
         """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora``."""
