@@ -23,7 +23,7 @@ beside it, since the box may be shared. The line is appended to
 
 Usage::
 
-    nice .venv/bin/python bench/llm_cache.py     # 4 train and 8 scored leads per row, 2 epochs: ~40 min on a busy 2-core box
+    nice .venv/bin/python bench/llm_cache.py  # 4 train, 8 scored leads per row, 2 epochs: ~50 min on a busy 2-core box
     .venv/bin/python bench/llm_cache.py --profile quick --set llm.lora_layers=1 --no-record
 """
 
