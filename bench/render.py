@@ -42,6 +42,7 @@ NOT_YET = "not yet measured"
 BIG = 6_140_000
 COPY_MODELS = ("deepfm", "xdeepfm")  # the models that read the encoded arrays as they are
 HALF_BOX_MB = 12_288  # load + split + encode must leave half of a 24 GB box to the fits
+AUC_TOL = 1e-3  # the cache may move an AUC by at most this much (fp16 storage)
 QUICK_PHASES = ("generate", "h_text_embedding", "llm_jobs", "other_jobs")
 
 
@@ -275,10 +276,43 @@ def h_text_rows(lines: list[dict]) -> list[Row]:
     return rows
 
 
+def llm_cache_rows(lines: list[dict]) -> list[Row]:
+    """The frozen-prefix cache (bench/llm_cache.py): speed-ups measured in one run, cache vs none, and the
+    score difference it makes."""
+    x = latest(lines, profile="standard")
+    if x is None:
+        return [("LLM cache", "standard profile: five LLM rows sharing the frozen prefix: speed-up", NOT_YET,
+                 "– (context)", "–", ""),
+                ("LLM cache", "one row, several epochs: speed-up", NOT_YET, "– (context)", "–", ""),
+                ("LLM cache", "score difference cache vs none: max |Δ AUC|", NOT_YET, f"≤ {AUC_TOL:g}", "–", "")]
+    r, e, d = x["rows"], x["epochs"], x["score_difference"]
+    load = x["load_avg_1min"]
+    shared = f"shared box (1-min load {load[0]:g} → {load[1]:g} on {x['machine'].get('cores', '?')} cores)"
+    per_row = (f"{x['train_leads']} train + {x['test_leads']} scored leads per row, "
+               f"{x['prompt_tokens_mean']:.0f} prompt tokens mean")
+    worst = max(d["fp16"]["max_abs_auc"], d["fp32"]["max_abs_auc"])
+    g = x["goals"]["max_abs_auc"]
+    return [
+        ("LLM cache", f"standard profile ({x['backbone']}, LoRA in the top {x['lora_layers']} blocks): five LLM rows "
+         "(3 on Table 1, 2 on Table 2) sharing the frozen prefix: training + scoring s without / with the cache "
+         "(fp16; same run)", f"{r['speedup']:.2f}", "– (context)", "–",
+         _ctx(x, f"{r['off']['compute_s']:.0f} s vs {r['fp16']['compute_s']:.0f} s; whole rows (backbone loading "
+                 f"included) {r['wall_speedup']:.2f}x wall, {r['cpu_speedup']:.2f}x CPU", per_row,
+              f"{r['cache_hits']} hits, {r['cache_misses']} misses, {r['cache_size_mb']:g} MB on disk", shared)),
+        ("LLM cache", f"one row (asllr_ce), {e['epochs']} epochs, cache empty at the start: speed-up (fp16; fp32; "
+         "same run)", f"{e['fp16']['speedup']:.2f}; {e['fp32']['speedup']:.2f}", "– (context)", "–",
+         _ctx(x, f"{e['off']['compute_s']:.0f} s vs {e['fp16']['compute_s']:.0f} s (fp16), "
+                 f"{e['fp32']['compute_s']:.0f} s (fp32)", shared)),
+        ("LLM cache", "score difference cache vs none, same rows: max |Δ AUC| (fp16; fp32)",
+         f"{d['fp16']['max_abs_auc']:.2g}; {d['fp32']['max_abs_auc']:.2g}", f"≤ {g:g}", _holds(worst, g),
+         _ctx(x, f"max |Δ score| {d['fp16']['max_abs_score']:.2g} (fp16, six rows); {d['fp32']['max_abs_score']:.2g} "
+                 f"(fp32, one row); {x['test_leads']} scored leads per row"))]
+
+
 SECTIONS: tuple[tuple[str, Callable[[list[dict]], list[Row]]], ...] = (
     ("generate", generate_rows), ("feature_store", feature_store_rows), ("metrics", metrics_rows),
     ("ctr_overhead", ctr_rows), ("llm_throughput", llm_rows), ("quick_profile", quick_profile_rows),
-    ("h_text_providers", h_text_rows))
+    ("h_text_providers", h_text_rows), ("llm_cache", llm_cache_rows))
 
 
 def table(results: Path = RESULTS) -> str:

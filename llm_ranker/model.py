@@ -20,7 +20,11 @@ its probabilities are the language model's.
 
 LoRA sits in every transformer block (the paper's) or, with ``llm.lora_layers
 = k``, in the top k only (:func:`lora_config`): a cheaper fine-tune, since the
-blocks below then run forward only.
+blocks below then run forward only. Their output for a prompt then never
+changes, so the forward can start from it (``prefix``: the hidden states
+entering the first trainable block, :meth:`LeadRanker.frozen_prefix`), which
+the frozen-prefix cache (:mod:`llm_ranker.prefix_cache`) computes once per
+prompt.
 """
 
 from __future__ import annotations
@@ -70,6 +74,35 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return width - 1 - attention_mask.flip(-1).argmax(-1)
 
 
+def run_blocks(decoder: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+               blocks: range) -> torch.Tensor:
+    """The decoder's blocks ``blocks`` applied to ``hidden`` with the masks, rotary embeddings and
+    per-block attention types its own forward builds (Llama-style decoders such as Llama and Qwen2).
+
+    The decoder's forward runs every block; the frozen-prefix split needs the bottom and the top
+    apart. :func:`llm_ranker.prefix_cache.check_split` compares the two halves with the whole on a
+    backbone before it is used."""
+    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+
+    config = decoder.config
+    types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+    mask_args = dict(config=config, inputs_embeds=hidden, attention_mask=attention_mask, cache=None,
+                     position_ids=position_ids)
+    masks = {"full_attention": create_causal_mask(**mask_args)}
+    if "sliding_attention" in types:
+        masks["sliding_attention"] = create_sliding_window_causal_mask(**mask_args)
+    rotary = decoder.rotary_emb(hidden, position_ids)
+    for i in blocks:
+        hidden = decoder.layers[i](hidden, attention_mask=masks[types[i]], position_embeddings=rotary,
+                                   position_ids=position_ids, use_cache=False)
+    return hidden
+
+
+def position_ids_of(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so left and right padding give the same numbers."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def lora_config(model: nn.Module, cfg: LLMParams):
     """peft's LoraConfig for ``cfg``: LoRA in every block, or with ``llm.lora_layers = k`` in the top k.
 
@@ -110,16 +143,33 @@ class LeadRanker(nn.Module):
         hidden = self.lm.get_base_model().config.hidden_size
         self.heads = nn.ModuleDict({n: ScalarHead(hidden, cfg.head_hidden, cfg.head_dropout) for n in head_names})
         self.answer_ids = backbone.answer_ids
+        blocks = self.lm.get_base_model().config.num_hidden_layers
+        # blocks below the first that carries LoRA: frozen, their output a function of the prompt alone
+        self.frozen_blocks = blocks - cfg.lora_layers if cfg.lora_layers is not None else 0
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> RankerOutput:
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor,
+                prefix: torch.Tensor | None = None) -> RankerOutput:
+        """Heads and answer logits of a batch, from its token ids or from its ``prefix``
+        (:meth:`frozen_prefix` of those ids: then only the blocks above it run)."""
         causal_lm = self.lm.get_base_model()
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        hidden = causal_lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask,
-                                         position_ids=position_ids, use_cache=False).last_hidden_state
+        decoder = causal_lm.get_decoder()
+        position_ids = position_ids_of(attention_mask)
+        if prefix is None:
+            hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=False).last_hidden_state
+        else:
+            top = range(self.frozen_blocks, len(decoder.layers))
+            hidden = decoder.norm(run_blocks(decoder, prefix, attention_mask, position_ids, top))
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         pooled = hidden[rows, last_token_index(attention_mask)]
         return RankerOutput(pooled=pooled, heads={n: h(pooled) for n, h in self.heads.items()},
                             lm_logits=causal_lm.get_output_embeddings()(pooled), answer_ids=self.answer_ids)
+
+    def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The hidden states entering the first block with LoRA (the embeddings when every block has it)."""
+        decoder = self.lm.get_base_model().get_decoder()
+        return run_blocks(decoder, decoder.get_input_embeddings()(input_ids), attention_mask,
+                          position_ids_of(attention_mask), range(self.frozen_blocks))
 
     def param_groups(self, cfg: LLMParams) -> list[dict]:
         """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora``."""

@@ -19,6 +19,7 @@ from llm_ranker.backbones import backbone_dir, compute_dtype, load_backbone
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm
 from llm_ranker.model import LeadRanker
+from llm_ranker.prefix_cache import open_cache
 from llm_ranker.prompt import PromptBuilder, PromptParts, TokenBudget, hf_token_spans
 from llm_ranker.sampler import BatchSampler
 from llm_ranker.summarizer import make_summarizer, n_words
@@ -88,9 +89,10 @@ class LLMRanker:
         with torch.random.fork_rng(), torch_threads(cfg.threads):
             torch.manual_seed(self.seed)
             self.model = LeadRanker(self.backbone, cfg, self.head_names)
+            self.prefixes = open_cache(self.model, cfg, self.cache_dir, path.name, self.dtype)
             self.trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
                                    self._checkpoint_dir(train, targets, path), self.progress)
-            report = self.trainer.fit(self.model, ids, targets, self.backbone.pad_id)
+            report = self.trainer.fit(self.model, ids, targets, self.backbone.pad_id, self.prefixes)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info = {**self.backbone.describe(), "backbone_build": path.name,
                      "backbone_shared": self.backbone_dir is not None, "dtype": str(self.dtype).removeprefix("torch."),
@@ -98,15 +100,17 @@ class LLMRanker:
                      "prompt_parts": "table+text" if train.schema.has_text else "table-only",
                      "train_leads": len(train), "train_positives": int(targets["label"].sum()),
                      "loss_terms": {t.name: t.weight for t in self.terms}, **prompt_info,
-                     **self.summary_info(train, parts), **report.to_dict()}
+                     **self.summary_info(train, parts), **report.to_dict(), **self._cache_info("fit")}
         return self
 
     def predict(self, split: Split) -> dict[str, np.ndarray]:
         ids, _ = self._encode(self.builder.parts(split))
         t0 = time.perf_counter()
         with torch_threads(self.cfg.threads), self.model.merged() as model:
-            out = predict(model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress)
+            out = predict(model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress,
+                          prefixes=self.prefixes)
         self.info["score_leads_per_s"] = round(len(ids) / max(time.perf_counter() - t0, 1e-9), 2)
+        self.info |= self._cache_info("scored")
         return out
 
     def close(self) -> None:
@@ -114,6 +118,12 @@ class LLMRanker:
         self.trainer.discard()
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def _cache_info(self, phase: str) -> dict[str, Any]:
+        """The frozen-prefix cache's figures after training (``fit``) and after the scoring passes since
+        (``scored``, cumulative); None where it is off or nothing is frozen. Hits in ``fit`` were computed
+        by another row or run, or by an earlier epoch of this one."""
+        return {f"prefix_cache_{phase}": None if self.prefixes is None else self.prefixes.describe()}
+
     def _encode(self, parts: list[PromptParts]) -> tuple[list[list[int]], dict[str, Any]]:
         prompts = self.budget.fit(parts)
         ids = self.backbone.tokenizer(prompts)["input_ids"]

@@ -30,6 +30,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, total_loss
 from llm_ranker.model import LeadRanker
 from llm_ranker.sampler import BatchSampler, padding_share, sorted_batches
+
+if TYPE_CHECKING:
+    from llm_ranker.prefix_cache import PrefixCache
 
 
 def pad_batch(ids: list[list[int]], pad_id: int, padding_side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,6 +56,17 @@ def pad_batch(ids: list[list[int]], pad_id: int, padding_side: str = "right") ->
         input_ids[row, cols] = torch.tensor(x, dtype=torch.long)
         mask[row, cols] = 1
     return input_ids, mask
+
+
+def batch_inputs(ids: list[list[int]], pad_id: int, prefixes: PrefixCache | None = None,
+                 padding_side: str = "right") -> dict[str, torch.Tensor | None]:
+    """One batch as :meth:`LeadRanker.forward` takes it: padded token ids, or with a frozen-prefix cache
+    the cached states entering the first trainable block (the frozen blocks below then do not run)."""
+    if prefixes is None:
+        input_ids, mask = pad_batch(ids, pad_id, padding_side)
+        return {"input_ids": input_ids, "attention_mask": mask}
+    prefix, mask = prefixes.batch(ids, padding_side)
+    return {"input_ids": None, "attention_mask": mask, "prefix": prefix}
 
 
 def autocast(device: torch.device, dtype: torch.dtype):
@@ -118,7 +133,10 @@ class Trainer:
         self.cfg, self.terms, self.sampler, self.seed = cfg, terms, sampler, seed
         self.dtype, self.checkpoint_dir, self.progress = dtype, checkpoint_dir, progress
 
-    def fit(self, model: LeadRanker, ids: list[list[int]], targets: dict[str, np.ndarray], pad_id: int) -> TrainReport:
+    def fit(self, model: LeadRanker, ids: list[list[int]], targets: dict[str, np.ndarray], pad_id: int,
+            prefixes: PrefixCache | None = None) -> TrainReport:
+        """Train ``model`` on the prompts ``ids``; with ``prefixes`` (the model's frozen-prefix cache) the
+        frozen blocks run once per prompt, not once per draw."""
         from accelerate import Accelerator
         from transformers import get_linear_schedule_with_warmup
 
@@ -139,8 +157,7 @@ class Trainer:
         tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in targets.items()}
 
         def collate(idx: list[int]):
-            input_ids, mask = pad_batch([ids[i] for i in idx], pad_id)
-            return input_ids, mask, {k: v[idx] for k, v in tensors.items()}
+            return batch_inputs([ids[i] for i in idx], pad_id, prefixes), {k: v[idx] for k, v in tensors.items()}
 
         # its own generator: an iterator must not draw from the global RNG, which drives dropout and is
         # restored on resume
@@ -157,10 +174,10 @@ class Trainer:
         t0 = time.perf_counter()
         bar = tqdm(total=len(batches), initial=start, desc="train", unit="batch", disable=not self.progress,
                    leave=False)
-        for i, (input_ids, mask, batch_targets) in enumerate(accelerator.skip_first_batches(loader, start), start):
+        for i, (inputs, batch_targets) in enumerate(accelerator.skip_first_batches(loader, start), start):
             with accelerator.accumulate(model):
                 with autocast(accelerator.device, self.dtype):
-                    out = model(input_ids, mask)
+                    out = model(**inputs)
                 loss, parts = total_loss(self.terms, out, batch_targets)
                 accelerator.backward(loss)
                 optimizer.step()
@@ -236,16 +253,18 @@ def _head_vectors(model: LeadRanker) -> dict[str, torch.Tensor]:
 
 
 def predict(model: LeadRanker, ids: list[list[int]], pad_id: int, batch_size: int, dtype: torch.dtype,
-            progress: bool = False, padding_side: str = "right") -> dict[str, np.ndarray]:
-    """Per lead: every head's logit, ``qa`` (the yes/no logit) and ``pooled`` (the hidden state)."""
+            progress: bool = False, padding_side: str = "right",
+            prefixes: PrefixCache | None = None) -> dict[str, np.ndarray]:
+    """Per lead: every head's logit, ``qa`` (the yes/no logit) and ``pooled`` (the hidden state); with
+    ``prefixes`` (the model's frozen-prefix cache) from the cached states of the frozen blocks."""
     device = next(model.parameters()).device
     batches = sorted_batches(np.array([len(x) for x in ids]), batch_size)
     chunks: dict[str, list[np.ndarray]] = {}
     model.eval()
     with torch.inference_mode(), autocast(device, dtype):
         for b in tqdm(batches, desc="score", unit="batch", disable=not progress, leave=False):
-            input_ids, mask = pad_batch([ids[i] for i in b], pad_id, padding_side)
-            out = model(input_ids.to(device), mask.to(device))
+            inputs = batch_inputs([ids[i] for i in b], pad_id, prefixes, padding_side)
+            out = model(**{k: v if v is None else v.to(device) for k, v in inputs.items()})
             for name, value in {**out.heads, "qa": out.qa_logit, "pooled": out.pooled}.items():
                 chunks.setdefault(name, []).append(value.float().cpu().numpy())
     order = np.argsort(np.concatenate(batches))

@@ -141,3 +141,28 @@ def test_the_committed_lora_layers_report_is_what_its_runs_say(monkeypatch):
     assert (out / "lora_layers.md").read_text() == text
     assert "same training leads yes, same batches in the same order yes" in text
     assert "| asllr_ce          | top 8" in text and "| asllr_ce_lora_all | every block" in text
+
+
+def test_the_llm_cache_rows_come_from_its_latest_standard_line(render, tmp_path):
+    """Speed-ups and the score difference of bench/llm_cache.py; a line of another profile is not the figure."""
+    assert sum(render.NOT_YET in r for r in _rows(render.table(tmp_path), "LLM cache")) == 3
+
+    def line(profile, auc_fp16):
+        totals = {"compute_s": 100.0, "train_s": 80.0, "score_s": 20.0, "wall_s": 120.0, "cpu_s": 200.0}
+        faster = {**totals, "compute_s": 40.0, "speedup": 2.5, "wall_speedup": 2.0, "cpu_speedup": 2.2}
+        return _line("llm_cache", profile=profile, backbone="smollm2-135m", lora_layers=8, threads=None,
+                     train_leads=8, test_leads=16, prompt_tokens_mean=301.0,
+                     rows={"off": totals, "fp16": faster, "speedup": 2.5, "wall_speedup": 2.0, "cpu_speedup": 2.2,
+                           "cache_hits": 70, "cache_misses": 48, "cache_size_mb": 25.0},
+                     epochs={"epochs": 3, "off": totals, "fp16": {**faster, "speedup": 1.8},
+                             "fp32": {**faster, "speedup": 1.7}, "cache_hits_fp16": 16},
+                     score_difference={"fp16": {"max_abs_score": 0.002, "max_abs_auc": auc_fp16},
+                                       "fp32": {"max_abs_score": 1e-6, "max_abs_auc": 0.0}},
+                     load_avg_1min=[3.5, 4.0], goals={"max_abs_auc": 0.001})
+    (tmp_path / "llm_cache.jsonl").write_text("\n".join([line("standard", 0.004), line("standard", 0.0),
+                                                         line("quick", 0.5)]) + "\n")
+    speed, epochs, diff = _rows(render.table(tmp_path), "LLM cache")
+    assert "five LLM rows" in speed and "| 2.50 " in speed and "70 hits, 48 misses, 25 MB on disk" in speed
+    assert "shared box (1-min load 3.5 → 4 on 2 cores)" in speed
+    assert "3 epochs" in epochs and "| 1.80; 1.70 " in epochs
+    assert "| 0; 0 " in diff and "≤ 0.001" in diff and "| yes " in diff  # the latest standard line, not quick's

@@ -1,0 +1,169 @@
+"""The frozen-prefix cache (llm_ranker.prefix_cache) on a tiny 4-block backbone with LoRA in the top block:
+hits across epochs and rows (counted), misses on any change of backbone, prompt budget, k or precision,
+a killed run resumes with what it wrote, the bound holds, and scores equal those without the cache."""
+
+import numpy as np
+import pytest
+import torch
+from llm_fixtures import HOT, TERMS, TRAIN_CFG, backbone_dir, make_split, one_thread, tiny_backbone  # noqa: F401
+
+from feature_store.errors import ConfigError
+from llm_ranker.model import LeadRanker
+from llm_ranker.prefix_cache import FOLDER, open_cache
+from llm_ranker.sampler import BucketedOversampler
+from llm_ranker.trainer import Trainer, predict
+
+BLOCKS = 4
+TOP1 = TRAIN_CFG.model_copy(update={"lora_layers": 1, "epochs": 2, "prefix_cache": "fp32"})
+LEADS = 24
+DISTINCT = 10  # the toy prompts repeat: "hot"/"cold" x calls 0..4
+
+
+@pytest.fixture
+def backbone(backbone_dir):
+    """A fresh 4-block backbone per ranker (LoRA adapts a model in place), loaded from one build."""
+    return lambda **shape: tiny_backbone(backbone_dir, [HOT.format(w=w, n=n) for w in ("hot", "cold")
+                                                        for n in range(8)], layers=BLOCKS, **shape)
+
+
+def toy(bb):
+    labels = np.arange(LEADS) % 2
+    texts = [HOT.format(w="hot" if y else "cold", n=i % 5) for i, y in enumerate(labels)]
+    return bb.tokenizer(texts)["input_ids"], labels
+
+
+def train_and_score(bb, cfg, cache_dir, build="toy"):
+    """Train two epochs and score the training prompts, with the cache ``cfg`` asks for."""
+    ids, labels = toy(bb)
+    torch.manual_seed(0)
+    model = LeadRanker(bb, cfg)
+    cache = open_cache(model, cfg, cache_dir, build, torch.float32)
+    report = Trainer(cfg, TERMS, BucketedOversampler(8, 0.5), seed=0).fit(model, ids, {"label": labels}, bb.pad_id,
+                                                                          cache)
+    return predict(model, ids, bb.pad_id, 8, torch.float32, prefixes=cache), cache, report
+
+
+def files(cache_dir):
+    return sorted((cache_dir / FOLDER).rglob("*.npy"))
+
+
+def test_the_cache_is_hit_across_epochs_and_rows_and_scores_equal_those_without(backbone, tmp_path):
+    plain, none, _ = train_and_score(backbone(), TOP1.model_copy(update={"prefix_cache": "off"}), tmp_path)
+    assert none is None and files(tmp_path) == []
+    cached, cache, report = train_and_score(backbone(), TOP1, tmp_path)
+    # every distinct prompt computed once; every other draw of two epochs and the scoring pass read it
+    assert cache.stats.misses == cache.stats.written == DISTINCT and len(files(tmp_path)) == DISTINCT
+    assert cache.stats.hits == report.draws + LEADS - DISTINCT
+    for key in ("pointwise", "qa", "pooled"):  # fp32 stored: the frozen blocks' float reordering only
+        np.testing.assert_allclose(cached[key], plain[key], atol=1e-5)
+    row2, cache2, _ = train_and_score(backbone(), TOP1, tmp_path)  # the next row of the table: no miss at all
+    assert cache2.stats.misses == 0 and cache2.stats.hits == report.draws + LEADS
+    for key in ("pointwise", "qa"):
+        np.testing.assert_array_equal(row2[key], cached[key])
+    half, _, _ = train_and_score(backbone(), TOP1.model_copy(update={"prefix_cache": "fp16"}), tmp_path)
+    for key in ("pointwise", "qa"):  # fp16 stored: within a few 1e-3 of a logit on this random backbone
+        np.testing.assert_allclose(half[key], plain[key], atol=5e-3)
+        assert not np.array_equal(half[key], cached[key])
+
+
+def test_a_change_of_backbone_k_or_precision_misses_every_prompt(backbone, tmp_path):
+    _, first, _ = train_and_score(backbone(), TOP1, tmp_path)
+    changes = {"another build": dict(build="other"),
+               "k = 2": dict(cfg=TOP1.model_copy(update={"lora_layers": 2})),
+               "fp16": dict(cfg=TOP1.model_copy(update={"prefix_cache": "fp16"})),
+               "other frozen weights": dict(perturb=True)}
+    for what, change in changes.items():
+        bb = backbone()
+        if change.get("perturb"):  # same build name, one frozen weight moved by 1e-6
+            with torch.no_grad():
+                bb.model.get_decoder().layers[0].mlp.up_proj.weight[0, 0] += 1e-6
+        _, cache, _ = train_and_score(bb, change.get("cfg", TOP1), tmp_path, change.get("build", "toy"))
+        assert cache.stats.misses == DISTINCT, what
+        assert cache.folder != first.folder, what
+    # the top block's weights are not part of the key (they train): a row with other LoRA weights hits
+    bb = backbone()
+    with torch.no_grad():
+        bb.model.get_decoder().layers[BLOCKS - 1].mlp.up_proj.weight[0, 0] += 1.0
+    _, cache, _ = train_and_score(bb, TOP1, tmp_path)
+    assert cache.stats.misses == 0 and cache.folder == first.folder
+
+
+def test_a_shorter_prompt_budget_misses_the_prompts_it_trims(tmp_path):
+    """Through the method: asllr_ce with LoRA in the top block of the 2-block tiny backbone."""
+    from benchmark.registry import get
+
+    llm = {"max_length": 256, "threads": 1, "batch_size": 8, "pos_rate": 0.3, "tiny": {"vocab": 600},
+           "lora_layers": 1, "prefix_cache": "fp16", "train_max_leads": 40}
+    train = make_split(40, labels=np.arange(40) % 4 == 0)
+    train.texts["transcript"] = [t + f"\nCustomer: my order number is {i}." for i, t in
+                                 enumerate(train.texts["transcript"])]  # 40 distinct prompts
+    runs = {}
+    for name, budget in (("first", 256), ("again", 256), ("shorter", 120)):
+        method = get("asllr_ce").from_config({"llm": {**llm, "max_length": budget}}, cache_dir=str(tmp_path))
+        method.fit(train, make_split(1))
+        method.score(train)
+        runs[name] = method.run_info()
+    fit, scored = runs["first"]["prefix_cache_fit"], runs["first"]["prefix_cache_scored"]
+    assert fit["misses"] == 40 and fit["hits"] == runs["first"]["train_draws"] - 40 and fit["store"] == "fp16"
+    assert scored["misses"] == 40 and scored["hits"] == fit["hits"] + 40 and scored["size_mb"] > 0
+    assert runs["again"]["prefix_cache_scored"]["misses"] == 0
+    assert runs["shorter"]["dialogue_trimmed_share"] == 1.0
+    assert runs["shorter"]["prefix_cache_fit"]["misses"] == 40  # trimmed: other token ids, other prompts
+
+
+def test_a_killed_run_resumes_with_the_prefixes_it_wrote(backbone, tmp_path, monkeypatch):
+    from llm_ranker.prefix_cache import PrefixCache
+
+    compute = PrefixCache._compute
+    done = []
+
+    def killed_after_four(self, ids):
+        if len(done) == 4:
+            raise KeyboardInterrupt  # the process dies here, before the fifth prompt is written
+        done.append(1)
+        return compute(self, ids)
+    monkeypatch.setattr(PrefixCache, "_compute", killed_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_score(backbone(), TOP1, tmp_path)
+    assert len(files(tmp_path)) == 4  # whole files only: no temporary left behind
+    monkeypatch.setattr(PrefixCache, "_compute", compute)
+    resumed, cache, report = train_and_score(backbone(), TOP1, tmp_path)
+    assert cache.stats.misses == DISTINCT - 4 and cache.stats.hits == report.draws + LEADS - (DISTINCT - 4)
+    fresh, _, _ = train_and_score(backbone(), TOP1, tmp_path / "fresh")
+    for key in ("pointwise", "qa"):
+        np.testing.assert_array_equal(resumed[key], fresh[key])
+
+
+def test_the_bound_evicts_other_runs_least_recently_used_first_and_is_reported(backbone, tmp_path):
+    _, first, _ = train_and_score(backbone(), TOP1, tmp_path)
+    size = sum(p.stat().st_size for p in files(tmp_path))
+    # room for about 1.5 builds: a second build (k = 2) evicts part of the first, never its own prompts
+    cfg = TOP1.model_copy(update={"lora_layers": 2, "prefix_cache_gb": 1.5 * size / 2**30})
+    _, second, _ = train_and_score(backbone(), cfg, tmp_path)
+    assert second.stats.written == DISTINCT and second.stats.skipped == 0 and 0 < second.stats.evicted < DISTINCT
+    assert sum(p.stat().st_size for p in files(tmp_path)) <= 1.5 * size
+    assert len(list(second.folder.rglob("*.npy"))) == DISTINCT  # this run's files all stay
+    assert second.describe()["size_mb"] <= second.describe()["bound_mb"]
+    # a bound below one build: what does not fit is computed, used, counted and not written
+    tight = TOP1.model_copy(update={"lora_layers": 3, "prefix_cache_gb": 0.5 * size / 2**30})
+    _, third, _ = train_and_score(backbone(), tight, tmp_path)
+    assert third.stats.skipped > 0 and third.stats.written + third.stats.skipped == third.stats.misses
+    assert sum(p.stat().st_size for p in files(tmp_path)) <= 0.5 * size
+
+
+def test_backbones_the_cache_cannot_serve_are_refused(backbone, tmp_path):
+    bb = backbone()
+    bb.model.config.attention_dropout = 0.1  # the frozen blocks would drop out in training
+    with pytest.raises(ConfigError, match="has dropout in its frozen blocks.*llm.prefix_cache=off"):
+        train_and_score(bb, TOP1, tmp_path)
+    bb = backbone()
+    decoder = bb.model.get_decoder()
+    whole = decoder.forward
+
+    def not_llama_style(*args, **kwargs):  # e.g. a decoder that scales its embeddings inside its forward
+        out = whole(*args, **kwargs)
+        out.last_hidden_state = out.last_hidden_state * 2
+        return out
+    decoder.forward = not_llama_style
+    with pytest.raises(ConfigError, match="does not give the same states when its forward is split"):
+        train_and_score(bb, TOP1, tmp_path)
