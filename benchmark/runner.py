@@ -37,7 +37,7 @@ from feature_store.embeddings import attach_h_text
 from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
 from feature_store.store import Dataset, Split, SplitSet
-from feature_store.synthetic import generate, identity
+from feature_store.synthetic import folder_name, generate, identity
 
 
 def main_process() -> bool:
@@ -62,14 +62,16 @@ class Job:
 
 def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False) -> Dataset:
     """Load a profile dataset: a spec (or public-data adapter), or a synthetic world, generated on
-    first use and again whenever the generator's version (or the world asked for) changed."""
+    first use and again whenever the generator's version (or the world asked for, its scales included)
+    changed."""
     if entry.spec:
         return Dataset.load(resolve_spec(entry.spec, data_dir))
-    folder = Path(data_dir) / f"{entry.world}-{entry.leads}-s{entry.seed}"
+    wanted = identity(entry.world, entry.leads, entry.seed, entry.world_params)
+    folder = Path(data_dir) / folder_name(wanted)
     spec_file = folder / "spec.yaml"
     spec = load_spec(spec_file) if spec_file.is_file() else None
-    if spec is None or spec.generated_by != identity(entry.world, entry.leads, entry.seed):
-        generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
+    if spec is None or spec.generated_by != wanted:
+        generate(entry.world, entry.leads, entry.seed, folder, progress=progress, params=entry.world_params)
         spec = load_spec(spec_file)  # as read back from its folder (file paths resolve against it)
     # results are filed under the profile's dataset name, not the world's
     return Dataset.load(replace(spec, name=entry.name))
