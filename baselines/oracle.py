@@ -23,7 +23,7 @@ class OracleOptions(Params):
     """What the probability is conditioned on: every observable (p_true) or all but the text (p_true_table)."""
 
 
-@register(name="oracle", family="oracle", tables=("table1", "table2"), requires=("p_true",), in_paper=False,
+@register(name="oracle", family="oracle", tables=("table1", "table2", "table3"), requires=("p_true",), in_paper=False,
           label="Oracle (p_true)", order=10_000,
           description="Ceiling: the true conversion probability p_true (synthetic worlds only)")
 class Oracle(Method):

@@ -55,6 +55,8 @@ def run_curves(profile: Profile, curves: Path, sizes: list[int | str] | None = N
     methods = run_kw.pop("methods", None)
     if methods is None and profile.core.curves.methods != "all":
         methods = list(profile.core.curves.methods)
+    if run_kw.get("datasets") is None and profile.core.curves.datasets != "all":  # names checked with the profile
+        run_kw["datasets"] = [profile.core.datasets[n] for n in profile.core.curves.datasets]
     records = []
     for size in sizes:
         n = runner.ALL_LEADS if size == "all" else int(size)

@@ -126,8 +126,12 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
         cls.check_settings(api.method_settings(cls, profile.config))
     jobs = []
     for entry in datasets or profile.datasets:
-        tables = ("table1", "table2") if entry.table == "all" else (entry.table,)
+        tables = api.PAPER_TABLES if entry.table == "all" else (entry.table,)
+        for name in entry.methods or ():
+            registry.get(name)  # a misspelt name fails here, before any job runs
         for m in chosen:
+            if entry.methods is not None and m not in entry.methods:
+                continue
             if any(t in registered[m].tables for t in tables):
                 jobs.extend(Job(entry, m, s, train_size) for s in (seeds or profile.seeds))
     return jobs
@@ -189,8 +193,9 @@ def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, s
     t3 = time.perf_counter()
     # what the method read of the dataset's input view (its own declaration, checked by the contract)
     inputs = {"inputs": method.inputs(test.schema).to_dict()}
+    diagnostics = method.diagnostics(test, scores, splits.truth.label)  # after scoring: the labels are the runner's
     record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()},
-                       info=prep_info | method.run_info() | inputs,
+                       info=prep_info | method.run_info() | inputs | ({"diagnostics": diagnostics} if diagnostics else {}),
                        timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
     return record, scores, method
@@ -257,8 +262,9 @@ def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Jo
 
 def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
     """The table(s) a result is shown in: the entry's, or for a dataset of both tables (a user's spec,
-    public data) the method's own, so a Table-2 rule does not appear as an extra row of Table 1."""
-    return ",".join(cls.tables) if entry.table == "all" else entry.table
+    public data) the method's own paper tables, so a Table-2 rule does not appear as an extra row of Table 1
+    (nor a user's data in the synthetic control table)."""
+    return ",".join(t for t in cls.tables if t in api.PAPER_TABLES) if entry.table == "all" else entry.table
 
 
 def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:
