@@ -36,6 +36,7 @@ from benchmark.results import RunRecord, all_runs
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_write_text
 from feature_store.spec import data_gaps
+from llm_ranker import diagnostics
 
 @dataclass(frozen=True)
 class Row:
@@ -205,6 +206,8 @@ def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> 
                 built.na.append(f"{cell.status} — {row.label}: {cell.reason}")
         if cell.note:
             built.notes.append(f"{row.label}: {cell.note}")
+        if cell.status == "ok" and "diagnostics" in _first(by_method[row.method]).info:
+            built.notes.append(_diagnostics_line(row, _first(by_method[row.method])))
         if table in WITH_EMBEDDING:
             gain = None
             if row.baseline and cell.status == "ok" and cells.get(row.baseline, Cell("", {})).status == "ok":
@@ -265,6 +268,28 @@ def _lift_row(out, by_method, cells, row, keys, n_boot):
             rec.update({k: lift[k].value, f"{k}_ci_low": lift[k].ci_low, f"{k}_ci_high": lift[k].ci_high})
         return [label] + [fmt(lift[k], "lift", signed=True) for k in keys], rec
     return [label, "not run"] + ["–"] * (len(keys) - 1), rec
+
+
+def _diagnostics_line(row: Row, r: RunRecord) -> str:
+    """What an LLM row learned (its lowest seed's ``info["diagnostics"]``), flagged by the rules of
+    :func:`llm_ranker.diagnostics.flags`."""
+    d, auc = r.info["diagnostics"], r.estimate("auc").value
+    label = row.label + (f" ({row.embedding})" if row.embedding != "-" else "")
+
+    def num(x: float | None, spec: str) -> str:
+        return "–" if x is None else format(x, spec)
+    tenths = [x for x in d["loss_by_tenth"] if x is not None]
+    pooled = diagnostics.pooled_within_stage_auc(d)
+    facts = [f"training loss {num(tenths[0] if tenths else None, '.3f')} (first tenth) → "
+             f"{num(tenths[-1] if tenths else None, '.3f')} (last)",
+             f"valid AUC {num(d['valid_auc'], '.3f')} (class-balanced sample)",
+             f"Spearman with prompt tokens {num(d['spearman_prompt_tokens'], '+.2f')} (prompt length alone: AUC "
+             f"{num(d.get('prompt_tokens_auc'), '.3f')})"]
+    if d["within_stage_auc"] is not None:
+        facts.append(f"within-stage AUC {num(pooled, '.3f')} (pair-weighted over the current stages)")
+    flagged = diagnostics.flags(d, auc)
+    return (f"Diagnostics, {label} (seed {r.seed}): " + "; ".join(facts) + "."
+            + (" **Flagged:** " + "; ".join(flagged) + " (rules: llm_ranker/diagnostics.py)." if flagged else ""))
 
 
 def _first(records: list[RunRecord]) -> RunRecord:
