@@ -18,7 +18,7 @@ class LogRegParams(Params):
     """lbfgs iterations per fit."""
 
 
-@register(name="logreg", family="classical", tables=("table1", "table2"),
+@register(name="logreg", family="classical", tables=("table1", "table2", "table3"),
           label="Logistic regression", params={"logreg": LogRegParams},
           description="Logistic regression (scikit-learn): one-hot categoricals + scaled numerics, C picked on valid")
 class LogReg(SklearnClassifier):

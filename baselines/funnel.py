@@ -52,3 +52,22 @@ class FunnelRecency(Method):
 
     def score(self, test: Split) -> np.ndarray:
         return test.stage.astype(np.float64) + recency_order(test, self._recency_column(test.schema))
+
+
+@register(name="stage_only", family="rule", tables=("table1",), requires=("stage",), in_paper=False,
+          label="Stage only", description="Label-free reference: the current funnel stage alone (deeper first)")
+class StageOnly(Method):
+    """What needs no labels and no model: the score is the current stage's depth, nothing else.
+
+    Leads of one stage tie, and stay tied (no recency tie-break, or this would be Funnel+Recency):
+    the metrics' documented rule then applies — a tied pair counts one half in the AUC, and ties at a
+    P@K cut get pro-rata credit. Every learned row of Table 1 should rank above it."""
+
+    def inputs(self, schema: Schema) -> Inputs:
+        return Inputs(stage=True)
+
+    def fit(self, train: Split, valid: Split) -> "StageOnly":
+        return self
+
+    def score(self, test: Split) -> np.ndarray:
+        return test.stage.astype(np.float64)

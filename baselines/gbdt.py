@@ -50,7 +50,7 @@ class LightGBMParams(Params):
     """OpenMP threads; busy-waiting threads collapse on a shared 2-core box."""
 
 
-@register(name="lightgbm", family="classical", tables=("table1", "table2"), requires=("tabular",),
+@register(name="lightgbm", family="classical", tables=("table1", "table2", "table3"), requires=("tabular",),
           label="LightGBM", params={"lightgbm": LightGBMParams},
           description="LightGBM: native categoricals + scaled numerics, early stopping on valid AUC")
 class LightGBM(Method):

@@ -24,7 +24,7 @@ class OracleOptions(Params):
     """What the probability is conditioned on: every observable (p_true) or all but the text (p_true_table)."""
 
 
-@register(name="oracle", family="oracle", tables=("table1", "table2"), requires=("p_true",),
+@register(name="oracle", family="oracle", tables=("table1", "table2", "table3"), requires=("p_true",),
           label="Oracle (p_true)", order=10_000,
           footnote="Oracle: scores = the true conversion probability p_true of the synthetic world; "
                    "the ceiling no honest model can pass beyond its CI.",

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[debug], **kw)
 
     g = command("generate", help="write a synthetic CRM world (Parquet + spec.yaml)")
-    g.add_argument("--world", choices=("benchmark", "industrial"), required=True)
+    g.add_argument("--world", choices=("benchmark", "industrial", "textual"), required=True)
     g.add_argument("--leads", type=int, required=True)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", type=Path, required=True)

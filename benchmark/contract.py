@@ -175,7 +175,7 @@ def contract_profile(data_dir: Path, overrides: list[str] | tuple[str, ...] = ()
 
 
 def tiny_entry(table: str, leads: int = 3000) -> DatasetEntry:
-    world = "benchmark" if table == "table1" else "industrial"
+    world = {"table1": "benchmark", "table2": "industrial", "table3": "textual"}[table]
     return DatasetEntry(name=f"tiny-{world}", table=table, world=world, leads=leads, seed=0)
 
 

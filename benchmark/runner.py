@@ -40,7 +40,7 @@ from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
 from feature_store.split import Split, SplitSet
 from feature_store.store import Dataset
-from feature_store.synthetic import generate, identity
+from feature_store.synthetic import folder_name, generate, identity
 from feature_store.typed import parse
 
 
@@ -66,14 +66,16 @@ class Job:
 
 def resolve_dataset(entry: DatasetEntry, data_dir: Path, progress: bool = False) -> Dataset:
     """Load a profile dataset: a spec (or public-data adapter), or a synthetic world, generated on
-    first use and again whenever the generator's version (or the world asked for) changed."""
+    first use and again whenever the generator's version (or the world asked for, its scales included)
+    changed."""
     if entry.spec:
         return Dataset.load(resolve_spec(entry.spec, data_dir))
-    folder = Path(data_dir) / f"{entry.world}-{entry.leads}-s{entry.seed}"
+    wanted = identity(entry.world, entry.leads, entry.seed, entry.world_params)
+    folder = Path(data_dir) / folder_name(wanted)
     spec_file = folder / "spec.yaml"
     spec = load_spec(spec_file) if spec_file.is_file() else None
-    if spec is None or spec.generated_by != identity(entry.world, entry.leads, entry.seed):
-        generate(entry.world, entry.leads, entry.seed, folder, progress=progress)
+    if spec is None or spec.generated_by != wanted:
+        generate(entry.world, entry.leads, entry.seed, folder, progress=progress, params=entry.world_params)
         spec = load_spec(spec_file)  # as read back from its folder (file paths resolve against it)
     # results are filed under the profile's dataset name, not the world's
     return Dataset.load(spec.model_copy(update={"name": entry.name}))
@@ -128,8 +130,12 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
         cls.check_settings(api.method_settings(cls, profile.config))
     jobs = []
     for entry in datasets or profile.datasets:
-        tables = ("table1", "table2") if entry.table == "all" else (entry.table,)
+        tables = api.PAPER_TABLES if entry.table == "all" else (entry.table,)
+        for name in entry.methods or ():
+            registry.get(name)  # a misspelt name fails here, before any job runs
         for m in chosen:
+            if entry.methods is not None and m not in entry.methods:
+                continue
             if any(t in registered[m].tables for t in tables):
                 jobs.extend(Job(entry, m, s, train_size) for s in (seeds or profile.seeds))
     return jobs
@@ -216,8 +222,9 @@ def _fit_and_score(cls: type[api.Method], ctx: api.MethodContext, ds: Dataset, s
     t3 = time.perf_counter()
     # what the method read of the dataset's input view (its own declaration, checked by the contract)
     inputs = {"inputs": method.inputs(test.schema).to_dict()}
+    diagnostics = method.diagnostics(test, scores, splits.truth.label)  # after scoring: the labels are the runner's
     record = RunRecord(status="ok", metrics={k: v.to_dict() for k, v in metrics.items()},
-                       info=prep_info | method.run_info() | inputs,
+                       info=prep_info | method.run_info() | inputs | ({"diagnostics": diagnostics} if diagnostics else {}),
                        timings={"prepare_s": round(t0 - tp, 3), "fit_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3),
                                 "metrics_s": round(t3 - t2, 3)}, **base)
     return record, scores, method
@@ -284,8 +291,9 @@ def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Jo
 
 def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
     """The table(s) a result is shown in: the entry's, or for a dataset of both tables (a user's spec,
-    public data) the method's own, so a Table-2 rule does not appear as an extra row of Table 1."""
-    return ",".join(cls.tables) if entry.table == "all" else entry.table
+    public data) the method's own paper tables, so a Table-2 rule does not appear as an extra row of Table 1
+    (nor a user's data in the synthetic control table)."""
+    return ",".join(t for t in cls.tables if t in api.PAPER_TABLES) if entry.table == "all" else entry.table
 
 
 def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:

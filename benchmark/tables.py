@@ -1,4 +1,4 @@
-"""Table 1 and Table 2, rendered from result files only.
+"""Table 1, Table 2 and the control Table 3, rendered from result files only.
 
 Every paper row is always shown: with numbers when a run exists, "not run"
 when none does, "n/a" (with the reason in a footnote) when the data could not
@@ -11,6 +11,13 @@ a † marks p < 0.05 and ``significance.md`` lists every p-value; a row whose sc
 do not vary is not tested and gets a "constant scores" footnote instead. What
 validating the data warned about (recorded in each result) is repeated under the
 dataset's table. Plots (``benchmark.plots``) are linked under each dataset's table.
+
+Table 3 is a positive control, not a paper table: a world where the text carries
+most of the signal (``textual``). Each row there is compared with the table-only
+oracle (its Δ column and the † reference), and the footnote says what the
+control expects: every text reader above that ceiling. It is rendered only for
+results that hold a Table 3 run (Tables 1 and 2 are always rendered, their paper
+rows "not run" where nothing ran).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from benchmark.metrics import METRIC_KEYS, Estimate, bootstrap, interval, parse_
 from benchmark.results import RunRecord, all_runs
 from feature_store.errors import ConfigError
 from feature_store.files import atomic_write_text
+from llm_ranker import diagnostics
 
 @dataclass(frozen=True)
 class Row:
@@ -39,12 +47,18 @@ class Row:
     baseline: str | None = None  # the row this one is compared with (Table 1: gain column; Table 2: lift row)
 
 
-LAYOUT = {"table1": ("auc",), "table2": METRIC_KEYS}
-TITLES = {"table1": "Table 1", "table2": "Table 2"}
+LAYOUT = {"table1": ("auc",), "table2": METRIC_KEYS, "table3": ("auc",)}
+TITLES = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3 — control: text-dominant world"}
+WITH_EMBEDDING = ("table1", "table3")  # tables with an Embedding column and a ΔAUC column
+DELTA_HEAD = {"table1": "Gain ΔAUC [95% CI]", "table3": "Δ vs table-only oracle [95% CI]"}
+# A control table compares every row with one ceiling (its Δ column), whatever the row's own baseline.
+CEILING = {"table3": "oracle_table"}
 # What each table's claim is compared against: the rows that are some row's baseline (Table 1: the
-# six CTR models without h_text; Table 2: asLLR w/o HPRO), named so; see benchmark.significance.
+# six CTR models without h_text; Table 2: asLLR w/o HPRO; Table 3: the table-only oracle), named so;
+# see benchmark.significance.
 THIN_TOP = 10  # sampled negatives in a top-K below which the footnote calls P@K / R@K coarse
-REFERENCE_NAME = {"table1": "the best CTR model without h_text", "table2": "asLLR (w/o HPRO)"}
+REFERENCE_NAME = {"table1": "the best CTR model without h_text", "table2": "asLLR (w/o HPRO)",
+                  "table3": "the table-only oracle"}
 HEAD = {"auc": "AUC", "p_at_0.1": "P@0.1%", "p_at_1.0": "P@1.0%", "r_at_5.0": "R@5.0%"}
 
 
@@ -139,8 +153,8 @@ def table_rows(table: str, methods: set[str]) -> list[Row]:
     for m in registry.rows(table):
         if m.in_paper or m.name in methods:
             suffix = "" if m.in_paper or m.family == api.Family.ORACLE else " *(not in paper)*"
-            ranked.append((m.order, m.name, Row(m.label_in(table) + suffix, m.name, m.embedding,
-                                                m.baseline_in(table))))
+            baseline = CEILING[table] if table in CEILING and m.name != CEILING[table] else m.baseline_in(table)
+            ranked.append((m.order, m.name, Row(m.label_in(table) + suffix, m.name, m.embedding, baseline)))
     known = {name for _, name, _ in ranked}
     ranked += [(api.Method.order, m, Row(f"{m} *(not in paper)*", m)) for m in methods - known]
     return [row for _, _, row in sorted(ranked, key=lambda x: x[:2])]
@@ -177,9 +191,9 @@ def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> 
     built = Built(table, rows, cells, tests, [], [], [], [])
     for row in rows:
         cell = cells[row.method]
-        line = [row.label] + ([row.embedding] if table == "table1" else [])
+        line = [row.label] + ([row.embedding] if table in WITH_EMBEDDING else [])
         rec = {"row": row.label, "method": row.method, "status": cell.status}
-        if table == "table1":
+        if table in WITH_EMBEDDING:
             rec["embedding"] = row.embedding
         if cell.status == "ok":
             line += [significance.mark(fmt(cell.estimates.get(k), k), tests.p_holm(row.method, k)) for k in keys]
@@ -193,7 +207,9 @@ def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> 
                 built.na.append(f"{cell.status} — {row.label}: {cell.reason}")
         if cell.note:
             built.notes.append(f"{row.label}: {cell.note}")
-        if table == "table1":
+        if cell.status == "ok" and "diagnostics" in _first(by_method[row.method]).info:
+            built.notes.append(_diagnostics_line(row, _first(by_method[row.method])))
+        if table in WITH_EMBEDDING:
             gain = None
             if row.baseline and cell.status == "ok" and cells.get(row.baseline, Cell("", {})).status == "ok":
                 gain = paired_over_seeds(out, by_method[row.method], by_method[row.baseline], ("auc",), False,
@@ -215,8 +231,8 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
     built = build_rows(out, table, records, n_boot)
     keys = LAYOUT[table]
     ok = any(c.status == "ok" for c in built.cells.values())
-    headers = (["Model", "Embedding"] if table == "table1" else ["Method"]) + \
-              [f"{HEAD[k]} [95% CI]" for k in keys] + (["Gain ΔAUC [95% CI]"] if table == "table1" else [])
+    headers = (["Model", "Embedding"] if table in WITH_EMBEDDING else ["Method"]) + \
+              [f"{HEAD[k]} [95% CI]" for k in keys] + ([DELTA_HEAD[table]] if table in WITH_EMBEDDING else [])
     md = tabulate(built.lines, headers=headers, tablefmt="github", disable_numparse=True)
     if ok:
         md += "\n\n" + plots.links(dataset)
@@ -225,7 +241,23 @@ def render_dataset(out: Path, table: str, dataset: str, records: list[RunRecord]
                                              for r in built.rows], keys, HEAD, n_boot)
     notes = ([significance.footnote(built.tests, labels)] if ok else []) + \
         significance.constant_notes(built.tests, labels) + built.notes
+    if table == "table3":
+        notes.insert(0, _control_note(built, records))
     return md + "\n\n" + _footnotes(table, records, notes, built.na), pd.DataFrame(built.records), sig
+
+
+def _control_note(built: Built, records: list[RunRecord]) -> str:
+    """What the positive control expects, and which text readers that ran fail it."""
+    reads_text = {r.method for r in records if r.status == "ok" and r.family != "oracle"
+                  and r.info.get("inputs", {}).get("text", "none") != "none"}
+    failing = [rec["row"] for rec in built.records
+               if rec["method"] in reads_text and not rec.get("gain_ci_low", -np.inf) > 0]
+    verdict = (f"Failing it: {', '.join(failing)} (Δ's CI not above 0)." if failing else
+               f"Every text reader that ran ({len(reads_text)}) passes it." if reads_text else "No text reader ran.")
+    return ("Control: in this world the transcripts carry most of the signal (the oracle's Δ is the most reading them "
+            "can add), so every text reader (DeepFM + h_text, the LLM rows) is expected above the table-only "
+            "ceiling: Δ > 0 with its 95 % CI above 0 (paired bootstrap on the same test leads). A text reader that "
+            f"fails it is a bug to fix, not a result to report. {verdict}")
 
 
 def _lift_row(out, by_method, cells, row, keys, n_boot):
@@ -238,6 +270,28 @@ def _lift_row(out, by_method, cells, row, keys, n_boot):
             rec.update({k: lift[k].value, f"{k}_ci_low": lift[k].ci_low, f"{k}_ci_high": lift[k].ci_high})
         return [label] + [fmt(lift[k], "lift", signed=True) for k in keys], rec
     return [label, "not run"] + ["–"] * (len(keys) - 1), rec
+
+
+def _diagnostics_line(row: Row, r: RunRecord) -> str:
+    """What an LLM row learned (its lowest seed's ``info["diagnostics"]``), flagged by the rules of
+    :func:`llm_ranker.diagnostics.flags`."""
+    d, auc = r.info["diagnostics"], r.estimate("auc").value
+    label = row.label + (f" ({row.embedding})" if row.embedding != "-" else "")
+
+    def num(x: float | None, spec: str) -> str:
+        return "–" if x is None else format(x, spec)
+    tenths = [x for x in d["loss_by_tenth"] if x is not None]
+    pooled = diagnostics.pooled_within_stage_auc(d)
+    facts = [f"training loss {num(tenths[0] if tenths else None, '.3f')} (first tenth) → "
+             f"{num(tenths[-1] if tenths else None, '.3f')} (last)",
+             f"valid AUC {num(d['valid_auc'], '.3f')} (class-balanced sample)",
+             f"Spearman with prompt tokens {num(d['spearman_prompt_tokens'], '+.2f')} (prompt length alone: AUC "
+             f"{num(d.get('prompt_tokens_auc'), '.3f')})"]
+    if d["within_stage_auc"] is not None:
+        facts.append(f"within-stage AUC {num(pooled, '.3f')} (pair-weighted over the current stages)")
+    flagged = diagnostics.flags(d, auc)
+    return (f"Diagnostics, {label} (seed {r.seed}): " + "; ".join(facts) + "."
+            + (" **Flagged:** " + "; ".join(flagged) + " (rules: llm_ranker/diagnostics.py)." if flagged else ""))
 
 
 def _first(records: list[RunRecord]) -> RunRecord:
@@ -286,6 +340,8 @@ def _footnotes(table: str, records: list[RunRecord], notes: list[str], na: list[
                  "(the expected value under a random tie-break).")
     if table == "table1":
         lines.append("Gain: AUC(+h_text) − AUC(same model without), paired bootstrap on the same test leads.")
+    elif table == "table3":
+        lines.append("Δ: AUC(row) − AUC(table-only oracle), paired bootstrap on the same test leads.")
     else:
         lines.append("Relative lift: (w/ − w/o) / w/o per column, paired bootstrap on the same test leads.")
         lines += _exposure_notes(table, ok)
@@ -382,14 +438,16 @@ def require_results(out: Path) -> None:
 
 
 def render_all(out: Path) -> dict[str, str]:
-    """File name -> text of every rendered file (table1.md/.csv, table2.md/.csv, significance.md)
-    from the result files under ``out``."""
+    """File name -> text of every rendered file (table1.md/.csv, table2.md/.csv, table3.md/.csv where a
+    Table 3 run exists, significance.md) from the result files under ``out``."""
     out = Path(out)
     runs = all_runs(out)
-    per_table: dict[str, dict[str, list[RunRecord]]] = {"table1": defaultdict(list), "table2": defaultdict(list)}
+    per_table: dict[str, dict[str, list[RunRecord]]] = {t: defaultdict(list) for t in LAYOUT}
     for r in runs:
-        for t in (("table1", "table2") if r.table == "all" else tuple(r.table.split(","))):
+        for t in (api.PAPER_TABLES if r.table == "all" else tuple(r.table.split(","))):
             per_table[t][r.dataset].append(r)
+    # the paper tables even where nothing ran (their rows "not run"); the control table only where it ran
+    per_table = {t: d for t, d in per_table.items() if d or t in api.PAPER_TABLES}
     rendered, sig_parts = {}, []
     for table, datasets in per_table.items():
         parts, frames = [], []

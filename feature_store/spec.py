@@ -125,6 +125,8 @@ class Generator(Settings):
     world: Column
     leads: int
     seed: int
+    params: dict[str, float] = {}
+    """World parameters set apart from the world's own (e.g. text_scale): a rescaled world is other data."""
 
 
 SECTIONS = {"features": Features, "outcomes": Outcomes, "split": SplitSpec}
@@ -363,7 +365,8 @@ class DatasetSpec(Settings):
         if self.delimiter:
             d["delimiter"] = self.delimiter
         if self.generated_by:
-            d["generated_by"] = self.generated_by.to_dict()
+            # without params where there are none: a world as built in keeps its fingerprint
+            d["generated_by"] = self.generated_by.model_dump(mode="json", exclude_defaults=True)
         return d
 
     def save(self, path: Path, header: str = "") -> None:

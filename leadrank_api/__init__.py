@@ -65,7 +65,8 @@ from feature_store.typed import Settings, load_yaml, parse, suggest
 
 Params = Settings  # the base of every method's typed hyper-parameters
 
-TABLES = ("table1", "table2")
+PAPER_TABLES = ("table1", "table2")  # the papers' tables: where a dataset of 'all' tables (a user's data) goes
+TABLES = (*PAPER_TABLES, "table3")  # table3: the positive control, a text-dominant synthetic world
 # Capabilities a method may require from the data; the runner records "n/a" (and the
 # table says why) for a method whose requirement a dataset cannot meet.
 REQUIREMENTS = ("text", "stage", "p_true", "p_true_table", "h_text", "tabular", "categorical")
@@ -190,6 +191,13 @@ class Method:
 
     def run_info(self) -> dict[str, Any]:
         """Extra facts recorded in the result JSON (e.g. the scoring rule used)."""
+        return {}
+
+    def diagnostics(self, test: Split, scores: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+        """What the method learned, measured on the test leads: recorded as ``info["diagnostics"]``.
+
+        The runner calls it once the scores are fixed, with the test labels it holds (``label``, aligned
+        with ``test``): nothing computed here can reach the scores. Default: none."""
         return {}
 
     def inputs(self, schema: Schema) -> Inputs:

@@ -48,8 +48,9 @@ class LLMParams(Params):
     """Only transcripts longer than this are summarized."""
     train_max_leads: int | None = None
     """Train on a subsample of this many leads (all positives kept up to half); null = every train lead."""
-    valid_max_leads: int = 0
-    """Valid leads scored after training for a sanity AUC (nothing is tuned on it); 0 = skip."""
+    valid_max_leads: int = Field(default=0, ge=0)
+    """Valid leads scored after training for info.diagnostics.valid_auc, class-balanced (as many positives as
+    negatives, up to half each; nothing is tuned on it); 0 = skip (the CPU profiles set one)."""
     batch_size: int = 8
     """Leads per micro-batch."""
     grad_accum: int = 1

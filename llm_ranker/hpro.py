@@ -72,9 +72,10 @@ class HPROTerm:
 
 
 # ---- the method ------------------------------------------------------------------------------------
-@register(name="asllr_hpro", family="llm", tables=("table1", "table2"), order=15, baseline={"table2": "asllr_ce"},
-          in_paper=True, trains_on_outcomes=True,
-          label={"table1": "asLLR + HPRO (Full)", "table2": "asLLR (w/ HPRO)"}, params={"llm": LLMParams, "hpro": HPROParams},
+@register(name="asllr_hpro", family="llm", tables=("table1", "table2", "table3"), order=15,
+          baseline={"table2": "asllr_ce"}, in_paper=True, trains_on_outcomes=True,
+          label={"table1": "asLLR + HPRO (Full)", "table2": "asLLR (w/ HPRO)", "table3": "asLLR + HPRO (Full)"},
+          params={"llm": LLMParams, "hpro": HPROParams},
           description="asLLR + HPRO: triple head (LM, pointwise, pairwise), α·BCE + λ1·margin-aware "
                       "Bradley-Terry over funnel-tier pairs + λ2·QA CE; the same batches as asllr_ce")
 class AsLLRHPRO(AsLLR):

@@ -20,6 +20,12 @@ definitions (``hpro.key_stage``, soft-call thresholds) every LLM row declares
 the ``hpro`` section; asLLR's loss uses none of its pairs. ``run_info`` records
 ``train_exposure`` (distinct leads and positives seen, optimizer steps).
 
+**Diagnostics.** Every LLM result records what the row learned
+(:mod:`llm_ranker.diagnostics`): the training loss by tenth, the AUC on a
+class-balanced validation sample (``llm.valid_max_leads``), and, on the test
+leads once scored, the correlation of the scores with prompt length and the
+AUC within each current funnel stage.
+
 The paper's rows ``asllr_base`` (BCE only) and ``asllr_ce`` (+ the QA loss)
 are variants of ``asllr`` declared in ``llm_ranker/variants.yaml``; HPRO
 (:mod:`llm_ranker.hpro`) is a subclass with a second head and a pair loss.
@@ -44,6 +50,7 @@ from feature_store.sampling import both_classes
 from feature_store.schema import Inputs, Schema
 from feature_store.split import Split
 from leadrank_api import Method, MethodContext, Params, Settings, register
+from llm_ranker import diagnostics
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, answer_ce, pointwise_bce
 from llm_ranker.pairs import HPROParams, PairSpec
@@ -129,6 +136,11 @@ class AsLLR(Method):
     def score(self, test: Split) -> np.ndarray:
         return apply_rule(self.cfg.score, self.ranker.predict(test))
 
+    def diagnostics(self, test: Split, scores: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+        tokens = np.array([len(x) for x in self.ranker.token_ids(test)])
+        return diagnostics.describe(scores, label, tokens, test.stage, test.schema.stage_order,
+                                    self.ranker.train_losses, self.valid_auc)
+
     def close(self) -> None:
         self.ranker.close()
 
@@ -146,16 +158,15 @@ class AsLLR(Method):
                    "pairs": "funnel tiers" if spec.mode == "funnel" else "label pairs (no outcome funnel)",
                    **spec.definitions(), **self.sampler.stats}
         return {"scoring_rule": self.cfg.score, "scoring_rule_description": DESCRIPTIONS[self.cfg.score],
-                "train_split_leads": self.n_train_split, "valid_auc": self.valid_auc,
-                "llm": self.cfg.to_dict(), "batches": batches, **self.ranker.info}
+                "train_split_leads": self.n_train_split, "llm": self.cfg.to_dict(), "batches": batches, **self.ranker.info}
 
     def _valid_auc(self, valid: Split) -> float | None:
-        """AUC on a subsample of the validation split (a sanity figure; nothing is tuned on it)."""
+        """AUC on a class-balanced sample of the validation split (a diagnostic; nothing is tuned on it)."""
         if not self.cfg.valid_max_leads or len(valid) == 0:
             return None
         from sklearn.metrics import roc_auc_score
 
-        part = subsample(valid, self.cfg.valid_max_leads, self.ctx.seed)
-        if not both_classes(part.y):
+        part = valid.take(diagnostics.balanced_positions(valid.y, self.cfg.valid_max_leads, self.ctx.seed))
+        if len(part) == 0:  # one class only
             return None
         return round(float(roc_auc_score(part.y, self.score(part))), 4)

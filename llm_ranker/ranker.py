@@ -93,6 +93,7 @@ class LLMRanker:
             self.trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
                                    self._checkpoint_dir(train, targets, path), self.progress)
             report = self.trainer.fit(self.model, ids, targets, self.backbone.pad_id, self.prefixes)
+        self.train_losses = report.batch_losses
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.info = {**self.backbone.describe(), "backbone_build": path.name,
                      "backbone_shared": self.backbone_dir is not None, "dtype": str(self.dtype).removeprefix("torch."),
@@ -104,7 +105,7 @@ class LLMRanker:
         return self
 
     def predict(self, split: Split) -> dict[str, np.ndarray]:
-        ids, _ = self._encode(self.builder.parts(split))
+        ids = self.token_ids(split)
         t0 = time.perf_counter()
         with torch_threads(self.cfg.threads), self.model.merged() as model:
             out = predict(model, ids, self.backbone.pad_id, self.cfg.score_batch_size, self.dtype, self.progress,
@@ -112,6 +113,10 @@ class LLMRanker:
         self.info["score_leads_per_s"] = round(len(ids) / max(time.perf_counter() - t0, 1e-9), 2)
         self.info |= self._cache_info("scored")
         return out
+
+    def token_ids(self, split: Split) -> list[list[int]]:
+        """Each lead's prompt as the model reads it (the dialogue trimmed to the budget), as token ids."""
+        return self._encode(self.builder.parts(split))[0]
 
     def close(self) -> None:
         """Delete the kept final weights (:meth:`Trainer.discard`): call once the scores are stored."""

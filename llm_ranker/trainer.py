@@ -99,6 +99,7 @@ class TrainReport:
     loss_means: dict[str, float] = field(default_factory=dict)
     exposure: dict[str, float] = field(default_factory=dict)  # what the training saw (see exposure())
     head_update_norms: dict[str, float] = field(default_factory=dict)  # ||θ_end − θ_start|| per scalar head
+    batch_losses: list[float] = field(default_factory=list)  # the total loss of every batch (diagnostics)
 
     def to_dict(self) -> dict:
         return {"optimizer_steps": self.steps, "train_batches": self.batches, "train_draws": self.draws,
@@ -167,7 +168,8 @@ class Trainer:
         start = self._resume(accelerator.unwrap_model(model), optimizer, scheduler, state)
         report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
                              padding_share=padding_share(batches, lengths), resumed_from_batch=start,
-                             processes=accelerator.num_processes)
+                             processes=accelerator.num_processes,
+                             batch_losses=list(state.get("batch_losses", [])) if state else [])
         sums = dict.fromkeys([t.name for t in self.terms], 0.0)
         heads_before = _head_vectors(accelerator.unwrap_model(model))
         model.train()
@@ -185,12 +187,14 @@ class Trainer:
                 optimizer.zero_grad()
             for k, v in parts.items():
                 sums[k] += v
+            report.batch_losses.append(float(loss.detach()))
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.set_postfix(loss=f"{report.batch_losses[-1]:.4f}")
             if accelerator.sync_gradients:
                 report.steps += 1
                 if cfg.checkpoint_every and report.steps % cfg.checkpoint_every == 0 and accelerator.is_main_process:
-                    self._save(accelerator.unwrap_model(model), optimizer, scheduler, i + 1)
+                    self._save(accelerator.unwrap_model(model), optimizer, scheduler, i + 1,
+                               losses=report.batch_losses)
         bar.close()
         report.seconds = time.perf_counter() - t0
         # steps of the whole run: those before a resume (checkpoints sit on step boundaries) + this process's
@@ -209,14 +213,16 @@ class Trainer:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
 
     # ---- checkpoints ------------------------------------------------------------------------------
-    def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int, report: TrainReport | None = None) -> None:
+    def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int, report: TrainReport | None = None,
+              losses: list[float] = ()) -> None:
         """Mid-run: what a resume needs. At the end (``report`` given): the final weights and the report."""
         if not self.checkpoint_dir:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = ({"model": model.trainable_state(), "report": asdict(report)} if report is not None else
                  {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
-                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state()})
+                  "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                  "batch_losses": list(losses)})
         with atomic_path(self.checkpoint_dir / "state.pt") as tmp:
             torch.save(state, tmp)
 

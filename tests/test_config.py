@@ -152,3 +152,14 @@ def test_table_rows_come_from_registry_metadata():
 def test_contract_profile_is_quick_with_small_settings(data_dir):
     profile = contract_profile(data_dir)
     assert profile.eval.bootstrap == 50 and profile.config["ctr"]["epochs"] == 1
+
+
+def test_the_control_world_has_no_curve_and_standard_runs_the_rows_it_names_on_it():
+    quick, standard = load_profile("quick"), load_profile("standard")
+    assert [d.name for d in quick.datasets if d.curves] == ["benchmark", "industrial"]
+    textual = {j.method for j in runner.plan(standard) if j.entry.name == "textual"}
+    assert textual == {"oracle", "oracle_table", "logreg", "lightgbm", "deepfm", "deepfm+h_text", "asllr_ce"}
+    quick_textual = {j.method for j in runner.plan(quick) if j.entry.name == "textual"}
+    assert {"asllr_base", "asllr_ce", "asllr_hpro", "deepfm+h_text"} <= quick_textual
+    with pytest.raises(ConfigError, match="unknown method 'deepfn'"):
+        runner.plan(load_profile("quick", ["datasets.textual.methods=[deepfn]"]))

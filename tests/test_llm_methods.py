@@ -130,3 +130,11 @@ def test_a_job_killed_while_scoring_does_not_train_again(tmp_path, data_dir, mon
     assert fresh.info["resumed_from_batch"] == 0
     assert fresh.info["train_exposure"] == resumed.info["train_exposure"]
     assert fresh.metrics["auc"]["value"] == pytest.approx(resumed.metrics["auc"]["value"], abs=1e-3)
+    # every LLM result carries its diagnostics; the training loss survives the kept weights
+    diag, kept_diag = fresh.info["diagnostics"], resumed.info["diagnostics"]
+    assert {"loss_by_tenth", "valid_auc", "spearman_prompt_tokens", "within_stage_auc"} <= set(diag)
+    tenths = [x for x in diag["loss_by_tenth"] if x is not None]  # a tenth with no batch is None
+    assert len(diag["loss_by_tenth"]) == 10 and len(tenths) == min(10, fresh.info["train_batches"])
+    assert kept_diag["loss_by_tenth"] == pytest.approx(diag["loss_by_tenth"], abs=1e-3)
+    assert 0 <= diag["valid_auc"] <= 1 and -1 <= diag["spearman_prompt_tokens"] <= 1
+    assert set(diag["within_stage_auc"]) <= {"new", "contacted", "visited", "test_drive"}

@@ -132,6 +132,9 @@ def test_resumed_training_ends_where_an_uninterrupted_run_ends_and_finished_trai
     for name, value in reference.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6)
     assert reports[-1].resumed_from_batch == 4 and reports[-1].exposure == reports[0].exposure  # steps included
+    # the per-batch losses (the diagnostics' loss_by_tenth) cover the whole run, the batches before the kill too
+    assert len(reports[-1].batch_losses) == len(reports[0].batch_losses) == reports[0].batches
+    np.testing.assert_allclose(reports[-1].batch_losses, reports[0].batch_losses, rtol=0, atol=1e-5)
 
     # killed after training (e.g. while scoring): the rerun loads the final weights and trains nothing
     def never(out, targets):

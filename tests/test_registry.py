@@ -108,3 +108,16 @@ def test_a_method_registered_without_in_paper_is_marked_not_in_paper():
             ["_plain *(not in paper)*"]
     finally:
         registry_api.unregister("_plain")
+
+
+def test_stage_only_ranks_by_the_current_stage_alone_and_leaves_ties(tiny_splits):
+    """The label-free reference row: deeper current stage first; leads of one stage tie (no recency)."""
+    _, splits = tiny_splits
+    rule = registry.get("stage_only")
+    assert (rule.family, rule.in_paper, rule.tables) == ("rule", False, ("table1",))
+    scores = rule.from_config({}).fit(splits.train, splits.valid).score(splits.test)
+    np.testing.assert_array_equal(scores, splits.test.stage)
+    assert len(np.unique(scores)) == len(np.unique(splits.test.stage)) < len(scores)
+    assert not np.array_equal(np.argsort(scores, kind="stable"),
+                              np.argsort(registry.get("funnel_recency").from_config({}).score(splits.test),
+                                         kind="stable"))
