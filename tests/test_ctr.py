@@ -68,7 +68,7 @@ def test_every_table_row_is_registered():
     assert registry.get("deepfm").requires == ("tabular",) and registry.get("autoint").requires == ("tabular", "categorical")
     assert registry.get("funnel_ctr_direct").tables == ("table2",) and registry.get("dcnm").tables == ("table1",)
     lgbm = registry.get("lightgbm")
-    assert lgbm.tables == ("table1", "table2") and not lgbm.in_paper
+    assert lgbm.tables == ("table1", "table2", "table3") and not lgbm.in_paper
 
 
 @pytest.mark.parametrize("name", CTR_METHODS + ["lightgbm"])
