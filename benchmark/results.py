@@ -134,8 +134,9 @@ def rerun_reason(out: Path, dataset: str, method: str, seed: int, fingerprint: s
 
     A result is reused only when it is ``ok`` or ``n/a`` and was computed on the same data
     (fingerprint), the same test sample and the same resolved settings (``config.method_settings``:
-    every section the method reads, after profile, ``extend:``, variant and ``--set``); the seed is in
-    the file's name. Code is not part of the key: the record names the git commit it ran at."""
+    every section the method reads, after profile, ``extend:``, variant and ``--set``, its variant's
+    options and what its h_text embedding depends on: ``benchmark.runner.resolved_settings``); the seed
+    is in the file's name. Code is not part of the key: the record names the git commit it ran at."""
     jp = json_path(out, dataset, method, seed)
     if not jp.is_file():
         return NO_RESULT

@@ -35,13 +35,12 @@ from benchmark.metrics import evaluate
 from benchmark.profile import DatasetEntry, Profile
 from benchmark.results import NO_RESULT, RunRecord, provenance, rerun_reason, write_run
 from feature_store.adapters import resolve_spec
-from feature_store.embeddings import HTextSettings, attach_h_text
+from feature_store.embeddings import attach_h_text, h_text_settings
 from feature_store.errors import ConfigError, DataError, LeadrankError
 from feature_store.spec import load_spec
 from feature_store.split import Split, SplitSet
 from feature_store.store import Dataset
 from feature_store.synthetic import folder_name, generate, identity
-from feature_store.typed import parse
 
 
 def main_process() -> bool:
@@ -144,12 +143,13 @@ def plan(profile: Profile, methods: list[str] | None = None, seeds: list[int] | 
 def resolved_settings(cls: type[api.Method], config: dict[str, Any]) -> dict[str, Any]:
     """What a job of ``cls`` runs with, as its result records it (``config.method_settings``) and as
     resume compares it: every section the method reads, validated, after the profile, ``extend:``, the
-    variant's overrides and ``--set``; for a reader of ``h_text`` also the ``h_text`` section that makes
-    its embedding."""
-    settings = {section: s.to_dict() for section, s in api.method_settings(cls, config).items()}
-    if "h_text" in cls.requires:
-        settings["h_text"] = parse(HTextSettings, config.get("h_text") or {}, section="h_text").to_dict()
-    return settings
+    variant's overrides and ``--set``; for a reader of ``h_text`` also every section its embedding
+    depends on (``h_text`` and those its provider reads); and the variant's resolved options (e.g. which
+    deepctr model), under ``api.OPTIONS_KEY``, where the method has any."""
+    sections = api.method_settings(cls, config) | (h_text_settings(config) if "h_text" in cls.requires else {})
+    settings = {section: s.to_dict() for section, s in sections.items()}
+    options = cls.options.to_dict()
+    return settings | ({api.OPTIONS_KEY: options} if options else {})
 
 
 def _job_data(job: Job, profile: Profile, progress: bool = False) -> tuple[Dataset, SplitSet]:

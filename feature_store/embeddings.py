@@ -79,13 +79,18 @@ class EmbeddingProvider:
 
     id: ClassVar[str]
     description: ClassVar[str] = ""
+    # Profile sections beyond ``h_text`` that the vectors depend on -> their typed model. Declared, not
+    # read ad hoc: the provider gets them validated (``self.sections``), and every row that reads h_text
+    # records them with its own settings, so a change to one of them reruns those rows (resume key).
+    reads: ClassVar[Mapping[str, type[Settings]]] = {}
     progress: bool | None = None  # show a progress bar; None = only on an interactive terminal
     cache_dir: Path = Path("data/cache")  # where a provider keeps what it builds once (a distilled model)
 
     def __init__(self, config: Mapping[str, Any], seed: int = 0):
-        """``config``: the resolved profile (a provider may read sections beyond ``h_text``, typed)."""
+        """``config``: the resolved profile; the provider reads ``h_text`` and the sections it declares in ``reads``."""
         self.config, self.seed = config, seed
         self.h_text = parse(HTextSettings, config.get("h_text"), section="h_text")
+        self.sections = _typed_sections(self.reads, config)
 
     def settings(self) -> dict[str, Any]:
         """Everything besides the data that changes the vectors (part of the cache key)."""
@@ -110,6 +115,18 @@ def get_provider(name: str) -> type[EmbeddingProvider]:
     if name not in _PROVIDERS:
         raise ConfigError(f"unknown h_text provider '{name}'", hint=f"registered: {sorted(_PROVIDERS)}")
     return _PROVIDERS[name]
+
+
+def h_text_settings(config: Mapping[str, Any]) -> dict[str, Settings]:
+    """Every profile section the h_text embedding depends on, validated: ``h_text`` and the sections its
+    provider declares in ``reads`` (the asllr provider: ``llm``, ``hpro``). Part of the settings recorded
+    (and compared on resume) for every row that reads h_text."""
+    h = parse(HTextSettings, config.get("h_text"), section="h_text")
+    return {"h_text": h} | _typed_sections(get_provider(h.provider).reads, config)
+
+
+def _typed_sections(reads: Mapping[str, type[Settings]], config: Mapping[str, Any]) -> dict[str, Settings]:
+    return {section: parse(model, config.get(section), section=section) for section, model in reads.items()}
 
 
 def reduce_dim(train: np.ndarray, others: list[np.ndarray], dim: int, seed: int) -> list[np.ndarray]:

@@ -71,6 +71,9 @@ TABLES = (*PAPER_TABLES, "table3")  # table3: the positive control, a text-domin
 # table says why) for a method whose requirement a dataset cannot meet.
 REQUIREMENTS = ("text", "stage", "p_true", "p_true_table", "h_text", "tabular", "categorical")
 ENTRY_POINT = "leadrank.methods"  # the group under which method packages (built-in and plugins) register
+# Where a result records a method's resolved ``options`` beside its sections (``config.method_settings``),
+# so that a changed variant reruns like a changed setting: no method may read a profile section of that name.
+OPTIONS_KEY = "options"
 
 
 class Family(StrEnum):
@@ -235,6 +238,9 @@ def register(*, name: str, family: Family | str, description: str, tables: tuple
             raise ValueError(f"method name '{name}' is already registered by {_REGISTRY[name].__module__}."
                              f"{_REGISTRY[name].__qualname__}")
         sections = dict(cls.params if params is None else params)
+        if OPTIONS_KEY in sections:
+            raise ConfigError(f"method '{name}': no profile section may be named '{OPTIONS_KEY}' (results record "
+                              "a variant's options under that key)", hint="rename the section in params")
         for section, model in sections.items():
             other = _sections().get(section, model)
             if other is not model:
@@ -318,11 +324,14 @@ def register_variants(block: Mapping[str, Any] | None, source: str) -> list[type
                 raise ConfigError(f"variants.{name}.set: '{base.name}' reads no section '{section}'"
                                   + suggest(section, list(base.params)), file=source)
             parse(base.params[section], values, section=f"variants.{name}.set.{section}", file=source)
-        if name in _REGISTRY and _REGISTRY[name].__dict__.get("source") == source:
-            created.append(_REGISTRY[name])  # the same block read again (e.g. a second profile load)
-            continue
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.__dict__.get("source") == source:
+            if existing.__dict__["definition"] == v and existing.__base__ is base:
+                created.append(existing)  # the same block read again (e.g. a second profile load)
+                continue
+            unregister(name)  # the same source defines it anew: an edited file, a --set on its variants
         cls = type(name, (base,), {"Options": base.Options, "options": options, "overrides": overrides,
-                                   "source": source, "__module__": base.__module__})
+                                   "source": source, "definition": v, "__module__": base.__module__})
         created.append(register(
             name=name, family=v.family or base.family, description=v.description, label=v.label,
             tables=base.tables if v.tables is None else v.tables,

@@ -12,7 +12,8 @@ every split), and the table footnote says so.
 
 The ranker is ``asllr_ce`` with the profile's ``llm.*`` settings (including
 ``llm.train_max_leads``, applied to each fold model); the store then reduces
-the vectors with a train-only PCA and caches them.
+the vectors with a train-only PCA and caches them. It declares the ``llm`` and
+``hpro`` sections it reads (``reads``), so the +h_text rows rerun when they change.
 
 **One backbone build for all of them.** Train vectors (fold models) and
 valid/test vectors (the full model) feed one CTR model, so they must live in
@@ -33,7 +34,6 @@ import numpy as np
 from feature_store.embeddings import EmbeddingProvider, register_provider
 from feature_store.sampling import stratified_folds
 from feature_store.split import Split
-from feature_store.typed import parse
 from leadrank_api import MethodContext
 from llm_ranker.config import LLMParams
 from llm_ranker.methods import AsLLR
@@ -59,13 +59,15 @@ def crossfit_embed(split: Split, fit: Callable[[Split], Any], embed: Callable[[A
 @register_provider("asllr")
 class AsLLRProvider(EmbeddingProvider):
     description = "asLLR pooled state, K-fold cross-fitted"
+    # the ranker's settings, and the tier definitions the shared batches of every LLM row are composed
+    # from (llm_ranker.methods)
+    reads = {"llm": LLMParams, "hpro": HPROParams}
 
     def __init__(self, config, seed: int = 0):
         super().__init__(config, seed)
         self.crossfit, self.folds = self.h_text.crossfit, self.h_text.folds
-        self.llm = parse(LLMParams, config.get("llm"), section="llm").model_copy(update={"valid_max_leads": 0})
-        # the tier definitions the shared batches of every LLM row are composed from (llm_ranker.methods)
-        self.hpro = parse(HPROParams, config.get("hpro"), section="hpro")
+        self.llm = self.sections["llm"].model_copy(update={"valid_max_leads": 0})
+        self.hpro = self.sections["hpro"]
         self.backbone: Path | None = None  # the build every model of one embed() call loads
         self.description = (f"asLLR pooled state, {self.folds}-fold cross-fitted on train" if self.crossfit else
                             "asLLR pooled state, LEAKY (paper-style): train leads embedded by a model trained "

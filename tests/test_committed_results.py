@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import leadrank_api as api
-from benchmark import curves, tables
-from benchmark.profile import load_profile
-from benchmark.runner import plan
+from benchmark import curves, results, tables
+from benchmark.profile import PROFILE_DIR, load_profile
+from benchmark.runner import plan, resolved_settings
 from links import broken_links
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -67,6 +67,23 @@ def test_every_committed_score_file_has_its_sampling_weights(out):
             pos = df["label"] == 1
             assert np.allclose(df["weight"][pos], sample["positives_in_split"] / sample["positives"]), scores
             assert np.allclose(df["weight"][~pos], sample["negatives_in_split"] / sample["negatives"]), scores
+
+
+@pytest.mark.parametrize("out", RUNS, ids=lambda p: str(p.relative_to(RESULTS.parent)))
+def test_every_committed_result_records_the_settings_todays_code_resolves_from_its_profile(out):
+    """An unchanged rerun reuses every committed job: each record's ``config.method_settings`` is what
+    ``resolved_settings`` gives today for the profile it recorded. A new setting, or a merge that keeps
+    one record's settings beside another's scores, fails here instead of silently rerunning (or reusing)."""
+    stale = []
+    for path in sorted(out.glob("runs/*/*/seed*.json")):
+        record = results.read_run(path)
+        settings = record.config["settings"]
+        api.register_variants(settings.get("variants"), str(PROFILE_DIR / f"{record.config['profile']}.yaml"))
+        change = results.settings_change(record.config["method_settings"],
+                                         resolved_settings(api.get(record.method), settings))
+        if change:
+            stale.append(f"{path.relative_to(RESULTS.parent)}: {change}")
+    assert stale == []
 
 
 # Rows and datasets the standard profile gained after its committed run (the Stage-only reference row, the

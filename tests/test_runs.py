@@ -14,6 +14,7 @@ from benchmark import results, runner, tables
 from feature_store import files
 from benchmark.cli import main
 from benchmark.contract import contract_profile, tiny_entry
+from feature_store.errors import ConfigError
 from feature_store.schema import Inputs
 from leadrank_api import Method, Params, register
 
@@ -103,6 +104,45 @@ def test_a_changed_setting_reruns_its_job_and_says_why(tmp_path, data_dir, capsy
     knob_rec = results.read_run(results.json_path(tmp_path, "tiny-industrial", "_knob", 0))
     assert knob_rec.config["method_settings"] == {"_knob": {"weight": 2.0}}
     assert knob_rec.provenance["method_package"] == {}  # defined in a test, not by an installed package
+
+
+def test_a_changed_variant_option_reruns_its_job_and_says_why(tmp_path, data_dir, capsys):
+    """A profile-declared variant's options make the row what it is: changing one (here by --set on the
+    profile's ``variants:``) redefines the variant and reruns its job."""
+    variant = "variants._ceiling={base: oracle, options: {given: table}, tables: [table2], description: a ceiling}"
+
+    def run(*overrides: str) -> list[str]:
+        return [r.method for r in runner.run(contract_profile(data_dir, [variant, *overrides]), tmp_path,
+                                             methods=["_ceiling"], datasets=[tiny_entry("table2")], progress=True)]
+    try:
+        assert run() == ["_ceiling"]
+        rec = results.read_run(results.json_path(tmp_path, "tiny-industrial", "_ceiling", 0))
+        assert rec.config["method_settings"] == {"options": {"given": "table"}}
+        assert run() == []  # unchanged: reused
+        capsys.readouterr()
+        assert run("variants._ceiling.options.given=everything") == ["_ceiling"]
+        assert 'rerun tiny-industrial/_ceiling/seed0: options.given "table" → "everything"' in "".join(capsys.readouterr())
+    finally:
+        api.unregister("_ceiling")
+
+
+def test_the_resume_key_holds_the_options_of_built_in_variants_and_what_an_embedding_reads():
+    dcn, dcnm = (runner.resolved_settings(api.get(name), {}) for name in ("dcn", "dcnm"))
+    assert results.settings_change(dcn, dcnm) == 'options.model "DCN" → "DCNMix"'
+    asllr = {"h_text": {"provider": "asllr"}}  # the fine-tuned ranker's vectors: they depend on llm and hpro
+    row = runner.resolved_settings(api.get("dcn+h_text"), asllr)
+    assert set(row) == {"ctr", "h_text", "llm", "hpro", "options"}
+    changed = runner.resolved_settings(api.get("dcn+h_text"), asllr | {"llm": {"lora_rank": 8},
+                                                                       "hpro": {"key_stage": "visit"}})
+    assert results.settings_change(row, changed) == 'hpro.key_stage "test_drive" → "visit", llm.lora_rank 16 → 8'
+    minilm = runner.resolved_settings(api.get("dcn+h_text"), {"llm": {"lora_rank": 8}})
+    assert set(minilm) == {"ctr", "h_text", "options"}  # the default provider reads no llm section
+
+
+def test_no_method_may_read_a_section_named_options():
+    with pytest.raises(ConfigError, match="no profile section may be named 'options'"):
+        register(name="_opts", family="rule", description="x", params={"options": KnobParams})(type("Opts", (Method,), {}))
+    assert "_opts" not in api.registered()
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
