@@ -16,6 +16,12 @@ A method never runs past its own training cap (``Method.train_cap``, e.g.
 is recorded "n/a" instead. The oracles do not train: they are the horizontal
 ceilings of the plot.
 
+A size of 0 is the zero-shot point: no training lead, so only the methods that
+need no label run (``Method.zero_shot``: the rules, the oracles, and the LLM rows,
+whose untrained backbone answers by the QA rule); every other row is "n/a, needs
+training leads". Small sizes keep at least ``MIN_TRAIN_POSITIVES`` positives, and
+the table's note names the columns where that is more than their share.
+
 Layout: ``<curves>/curves.md`` (AUC [95 % CI] per method and size, every dataset)
 and ``<curves>/<dataset>/curves.png`` (AUC vs training leads, log x, CI bands).
 """
