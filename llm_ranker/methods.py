@@ -26,6 +26,11 @@ class-balanced validation sample (``llm.valid_max_leads``), and, on the test
 leads once scored, the correlation of the scores with prompt length and the
 AUC within each current funnel stage.
 
+**Zero-shot.** Fitted on no lead (a learning curve's n = 0 point), a row keeps
+the backbone untrained and scores by the QA rule whatever ``llm.score`` says
+(:meth:`LLMRanker.zero_shot <llm_ranker.ranker.LLMRanker.zero_shot>`): the heads
+would be random, the LM head's answer is what the backbone already knows.
+
 The paper's rows ``asllr_base`` (BCE only) and ``asllr_ce`` (+ the QA loss)
 are variants of ``asllr`` declared in ``llm_ranker/variants.yaml``; HPRO
 (:mod:`llm_ranker.hpro`) is a subclass with a second head and a pair loss.
@@ -66,7 +71,8 @@ class AsLLROptions(Params):
     """Add λ2·L_CE, the QA cross-entropy of ' Yes'/' No' through the LM head (asllr_ce), to α·L_BCE."""
 
 
-@register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams}, in_paper=True, zero_shot=True,
+@register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams}, in_paper=True,
+          zero_shot=True,
           description="asLLR: LoRA LLM reading the lead prompt, pointwise head (base of asllr_base / asllr_ce)")
 class AsLLR(Method):
     """A LoRA-tuned LLM that reads the lead's prompt and scores it."""

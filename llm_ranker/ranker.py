@@ -64,7 +64,7 @@ class LLMRanker:
     """Fits a :class:`LeadRanker` on a split and predicts any split with the same prompts."""
 
     def __init__(self, cfg: LLMParams, cache_dir: str | Path, seed: int, terms: list[LossTerm],
-                 sampler: BatchSampler, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False,
+                 sampler: BatchSampler | None, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False,
                  backbone_dir: Path | None = None):
         """``backbone_dir``: a backbone build to load (:func:`shared_backbone`); None = the configured
         backbone, a tiny one built from the training prompts of :meth:`fit`."""
