@@ -32,7 +32,8 @@ def recency_order(split: Split, column: str | None) -> np.ndarray:
 
 
 @register(name="funnel_recency", family="rule", tables=("table2",), requires=("stage",), order=1, in_paper=True,
-          label="Funnel+Recency", params={"funnel": FunnelParams}, description="Funnel+Recency rule: deeper current stage first, then most recent activity")
+          label="Funnel+Recency", zero_shot=True, params={"funnel": FunnelParams},
+          description="Funnel+Recency rule: deeper current stage first, then most recent activity")
 class FunnelRecency(Method):
     """The paper's rule baseline. No training: the score is ``stage depth + recency in [0, 1)``.
 
@@ -55,7 +56,8 @@ class FunnelRecency(Method):
 
 
 @register(name="stage_only", family="rule", tables=("table1",), requires=("stage",), in_paper=False,
-          label="Stage only", description="Label-free reference: the current funnel stage alone (deeper first)")
+          label="Stage only", zero_shot=True,
+          description="Label-free reference: the current funnel stage alone (deeper first)")
 class StageOnly(Method):
     """What needs no labels and no model: the score is the current stage's depth, nothing else.
 

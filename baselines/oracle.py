@@ -25,7 +25,7 @@ class OracleOptions(Params):
 
 
 @register(name="oracle", family="oracle", tables=("table1", "table2", "table3"), requires=("p_true",),
-          label="Oracle (p_true)", order=10_000,
+          label="Oracle (p_true)", order=10_000, zero_shot=True,
           footnote="Oracle: scores = the true conversion probability p_true of the synthetic world; "
                    "the ceiling no honest model can pass beyond its CI.",
           description="Ceiling: the true conversion probability p_true (synthetic worlds only)")

@@ -32,11 +32,11 @@ JOBS_HELP = ("jobs run in parallel through joblib (default: the usable cores div
 
 
 def _train_sizes(text: str) -> list[int | str]:
-    """'1000,3000,all' -> [1000, 3000, 'all']."""
+    """'0,1000,all' -> [0, 1000, 'all'] (0: the zero-shot point)."""
     sizes = []
     for item in _csv_list(text):
-        if item != "all" and not (item.isdigit() and int(item) >= 2):
-            raise argparse.ArgumentTypeError(f"'{item}' is not a number of leads (>= 2) or 'all'")
+        if item != "all" and not (item.isdigit() and int(item) != 1):
+            raise argparse.ArgumentTypeError(f"'{item}' is not a number of leads (0 = zero-shot, or >= 2) or 'all'")
         sizes.append(item if item == "all" else int(item))
     return sizes
 

@@ -16,6 +16,12 @@ A method never runs past its own training cap (``Method.train_cap``, e.g.
 is recorded "n/a" instead. The oracles do not train: they are the horizontal
 ceilings of the plot.
 
+A size of 0 is the zero-shot point: no training lead, so only the methods that
+need no label run (``Method.zero_shot``: the rules, the oracles, and the LLM rows,
+whose untrained backbone answers by the QA rule); every other row is "n/a, needs
+training leads". Small sizes keep at least ``MIN_TRAIN_POSITIVES`` positives, and
+the table's note names the columns where that is more than their share.
+
 Layout: ``<curves>/curves.md`` (AUC [95 % CI] per method and size, every dataset)
 and ``<curves>/<dataset>/curves.png`` (AUC vs training leads, log x, CI bands).
 """
@@ -30,6 +36,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from tabulate import tabulate
 
 from benchmark import runner
@@ -38,6 +45,7 @@ from benchmark.results import RunRecord, all_runs
 from benchmark.tables import aggregate, fmt, table_rows
 from feature_store.errors import ConfigError, DataError
 from feature_store.files import atomic_path, atomic_write_text
+from feature_store.sampling import MIN_TRAIN_POSITIVES
 from leadrank_api import Family
 
 FOLDER = "curves"
@@ -124,16 +132,42 @@ def render(curves: Path) -> str:
                     cells.append(cell.status)
                     notes[cell.reason][row.label].append(f"{n:,}")
             rows.append(cells)
-        head = ["Method"] + [f"{n:,} ({sizes[n].dataset_info['n_train_pos']:,} pos)" for n in sorted(sizes)]
+        head = ["Method"] + [_column(n, sizes[n]) for n in sorted(sizes)]
         test = records[0]
         parts += [f"## {dataset} ({table.replace('table', 'Table ')})", "",
                   tabulate(rows, headers=head, tablefmt="github", disable_numparse=True), "",
                   f"- Columns: training leads (positives); test: {test.n_test:,} leads, {test.n_pos:,} positives, the "
                   "same for every cell.",
+                  *_budget_notes(sizes),
                   *(f"- n/a, {reason}: " + "; ".join(f"{label} at {', '.join(sizes)}" for label, sizes in where.items())
                     + "." for reason, where in notes.items()),
                   f"- Plot: [{dataset}/curves.png]({quote(dataset)}/curves.png)", ""]
     return "\n".join(parts)
+
+
+def _column(n: int, record: RunRecord) -> str:
+    return "0 (zero-shot)" if n == 0 else f"{n:,} ({record.dataset_info['n_train_pos']:,} pos)"
+
+
+def _budget_notes(sizes: dict[int, RunRecord]) -> list[str]:
+    """What a zero-shot column holds, and which small columns hold more positives than their share (the
+    draw's floor, :data:`feature_store.sampling.MIN_TRAIN_POSITIVES`); nothing for curves with neither."""
+    notes = []
+    if 0 in sizes:
+        notes.append("- 0 (zero-shot): no training lead. The rules and oracles read no label and score as in every "
+                     "column; each LLM row is its backbone untrained, scored by the QA rule (log P(\" Yes\") − "
+                     "log P(\" No\") after the prompt; LoRA starts as the identity, so LLM rows on one backbone score "
+                     "alike there); every other row is n/a.")
+    lifted = []
+    for n, r in sorted(sizes.items()):
+        whole, kept = r.dataset_info.get("budget_of"), r.dataset_info["n_train_pos"]
+        pro_rata = max(1, round(n * whole["n_train_pos"] / whole["n_train"])) if n and whole else kept
+        if kept > pro_rata:
+            lifted.append(f"{n:,} ({kept:,} positives, {pro_rata:,} pro rata)")
+    if lifted:
+        notes.append(f"- At least {MIN_TRAIN_POSITIVES} positives per column (no learner fits a class it saw once): "
+                     f"{'; '.join(lifted)} — a higher positive share than the training split's.")
+    return notes
 
 
 def write_curves(curves: Path) -> list[Path]:
@@ -167,6 +201,7 @@ def _figure(dataset: str, records: list[RunRecord]) -> Figure:
     rows = [row for row in table_rows(table, set(by_method)) if row.method in by_method]
     trained = [row for row in rows if by_method[row.method][0].family != Family.ORACLE]
     cmap = colormaps["tab10" if len(trained) <= 10 else "tab20"]
+    zero_x = _zero_position([_size_of(r) for r in records])
     for i, row in enumerate(rows):
         per_size: dict[int, list[RunRecord]] = defaultdict(list)
         for r in by_method[row.method]:
@@ -176,14 +211,33 @@ def _figure(dataset: str, records: list[RunRecord]) -> Figure:
         if not points:
             continue
         if row in trained:
-            n, e = np.array([p[0] for p in points]), [p[1] for p in points]
-            color = cmap(trained.index(row) % cmap.N)
-            ax.plot(n, [x.value for x in e], "-o", ms=3, lw=1.2, color=color, label=row.label.replace("*", ""))
-            ax.fill_between(n, [x.ci_low for x in e], [x.ci_high for x in e], color=color, alpha=0.12, lw=0)
+            color, label = cmap(trained.index(row) % cmap.N), row.label.replace("*", "")
+            line = [(n, e) for n, e in points if n > 0]
+            if line:
+                n, e = np.array([p[0] for p in line]), [p[1] for p in line]
+                ax.plot(n, [x.value for x in e], "-o", ms=3, lw=1.2, color=color, label=label)
+                ax.fill_between(n, [x.ci_low for x in e], [x.ci_high for x in e], color=color, alpha=0.12, lw=0)
+            for e in (e for n, e in points if n == 0):  # apart from the line: no lead is not a point on a log axis
+                ax.errorbar([zero_x], [e.value], yerr=[[e.value - e.ci_low], [e.ci_high - e.value]], fmt="D", ms=4,
+                            capsize=2, lw=1.0, color=color, label=None if line else label)
         else:
             ax.axhline(points[-1][1].value, ls="--" if row.method == "oracle" else ":", color="black", lw=1.0,
                        label=f"{row.label.replace('*', '')} (ceiling)")
     ax.set(xscale="log", xlabel="training leads (log scale; the same leads for every method)", ylabel="test AUC",
            title=f"{dataset}: AUC by training budget")
+    if zero_x is not None:  # no tick left of the separator: the zero-shot points have no x of their own
+        ax.axvline(zero_x * 1.7, color="grey", lw=0.6, ls=":")
+        sizes = {_size_of(r) for r in records}
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}" if x > zero_x * 1.7 else ""))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}" if round(x) in sizes - {0} else ""))
+        ax.text(zero_x, 0.02, "n = 0\n(zero-shot)", transform=ax.get_xaxis_transform(), ha="center", fontsize=7)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return fig
+
+
+def _zero_position(sizes: list[int]) -> float | None:
+    """Where the zero-shot points sit on the log x axis: a third of the smallest budget, left of a dotted
+    separator (None when the curve has no n = 0 point)."""
+    if 0 not in sizes:
+        return None
+    return min((n for n in sizes if n > 0), default=3) / 3

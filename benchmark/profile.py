@@ -100,8 +100,9 @@ class EvalSettings(Settings):
 class CurveSettings(Settings):
     """Matched-budget learning curves (the ``curves:`` section; ``leadrank curve``)."""
 
-    train_sizes: list[Annotated[int, Field(ge=2)] | Literal["all"]] = [1000, 3000, 10000, "all"]
-    """Training leads per curve point ('all' = the whole training split); nested, stratified subsamples."""
+    train_sizes: list[Literal[0] | Annotated[int, Field(ge=2)] | Literal["all"]] = [1000, 3000, 10000, "all"]
+    """Training leads per curve point ('all' = the whole training split; 0 = zero-shot: only the rows that
+    need no label run there); nested, stratified subsamples, at least 5 positives each."""
     methods: Literal["all"] | list[str] = "all"
     """'all' (the profile's methods) or a list of names."""
 

@@ -177,12 +177,12 @@ def run_job(job: Job, profile: Profile, out: Path, force: bool = False, progress
     truth = splits.truth
     base = dict(dataset=ds.name, method=job.method, seed=job.seed, table=_record_table(job.entry, cls),
                 family=cls.family, in_paper=cls.in_paper, fingerprint=ds.fingerprint, n_test=len(truth.label),
-                n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job.entry, ds, splits),
+                n_pos=int(truth.label.sum()), dataset_info=_dataset_info(job, ds, splits, profile),
                 warnings=list(ds.warnings),
                 config={"profile": profile.name, "overrides": list(profile.overrides), "settings": profile.config,
                         "method_settings": resolved_settings(cls, profile.config)},
                 provenance=provenance() | {"method_package": api.package_of(cls)})
-    why = missing_requirement(cls, splits) or _beyond_cap(cls, settings, splits, job)
+    why = missing_requirement(cls, splits) or _outside_budget(cls, settings, splits, job)
     if why:
         record = RunRecord(status="n/a", reason=why, **base)
         if main_process():
@@ -281,10 +281,18 @@ def check_memory(cls: type[api.Method], settings: Any, parts: tuple[Split, Split
                             "eval.test_positives / eval.test_negatives")
 
 
-def _beyond_cap(cls: type[api.Method], settings: dict, splits: SplitSet, job: Job) -> str:
-    """Why a learning-curve point is past what this method trains on ('' when it is not)."""
+NEEDS_TRAINING = "needs training leads (n = 0 is the zero-shot point: rules, oracles and the LLM rows' QA rule)"
+
+
+def _outside_budget(cls: type[api.Method], settings: dict, splits: SplitSet, job: Job) -> str:
+    """Why a learning-curve point is outside what this method can train on ('' when it is not): no training
+    lead for a method that needs labels, or more leads than its own cap."""
+    if job.train_size is None:
+        return ""
+    if len(splits.train) == 0 and not cls.zero_shot:
+        return NEEDS_TRAINING
     cap = cls.train_cap(settings)
-    if job.train_size is None or cap is None or len(splits.train) <= cap:
+    if cap is None or len(splits.train) <= cap:
         return ""
     return f"trains on at most {cap:,} leads (its own subsample): past that a curve point is no matched budget"
 
@@ -296,15 +304,19 @@ def _record_table(entry: DatasetEntry, cls: type[api.Method]) -> str:
     return ",".join(t for t in cls.tables if t in api.PAPER_TABLES) if entry.table == "all" else entry.table
 
 
-def _dataset_info(entry: DatasetEntry, ds: Dataset, splits: SplitSet) -> dict[str, Any]:
-    return {"world": entry.world, "leads": len(ds.frame), "split": ds.spec.split.kind,
+def _dataset_info(job: Job, ds: Dataset, splits: SplitSet, profile: Profile) -> dict[str, Any]:
+    """What the job's data was; a learning-curve point adds the whole training split it was cut from
+    (``budget_of``), so a reader sees where the budget holds more positives than its share."""
+    whole = load_splits(job.entry, profile)[1].train if job.train_size is not None else None
+    return {"world": job.entry.world, "leads": len(ds.frame), "split": ds.spec.split.kind,
             "n_train": len(splits.train), "n_valid": len(splits.valid), "n_test": len(splits.test),
             "n_train_pos": int(splits.train.y.sum()), "train_ids_sha256": ids_sha256(splits.train.ids),
             "test_positive_rate": float(splits.truth.label.mean()),
             "test_sample": splits.truth.sample.to_dict(),
             # what the data has decides which rows are n/a; the table footnote says so
             "has_text": splits.test.schema.has_text, "has_stage": splits.test.stage is not None,
-            "has_outcomes": bool(ds.spec.outcomes.columns)}
+            "has_outcomes": bool(ds.spec.outcomes.columns)} | (
+        {} if whole is None else {"budget_of": {"n_train": len(whole), "n_train_pos": int(whole.y.sum())}})
 
 
 def ids_sha256(ids: np.ndarray) -> str:

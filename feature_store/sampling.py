@@ -106,12 +106,30 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
-def nested_sample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted positions of the first ``n`` leads of ``y`` in a fixed per-class random order, both classes pro
-    rata (at least one positive): a smaller ``n``'s leads are a subset of a larger one's."""
+MIN_TRAIN_POSITIVES = 5
+"""The fewest positives a nested training budget keeps (where the split has them). Pro rata, 100 leads
+of a 1.4 % world hold one positive: no learner fits a class it has seen once, and a five-fold search (the
+classical rows' C grid) needs one per fold. Below ~350 such leads the budget therefore holds more positives
+than its share; a learning curve's column header shows the count and its note names the columns lifted."""
+
+
+def nested_positives(y: np.ndarray, n: int, floor: int = 0) -> int:
+    """How many positives a nested budget of ``n`` leads of ``y`` holds: the split's share of ``n``, at least
+    ``floor`` and at least one, never more than the split has, and one negative left where ``n`` ≥ 2."""
+    y = np.asarray(y)
+    n_pos = int((y == 1).sum())
+    if n <= 0 or not len(y):
+        return 0
+    return min(n_pos, max(1, floor, round(n * n_pos / len(y))), max(n - 1, 1))
+
+
+def nested_sample(y: np.ndarray, n: int, seed: int, floor: int = 0) -> np.ndarray:
+    """Sorted positions of the first ``n`` leads of ``y`` in a fixed per-class random order, the positives'
+    count from :func:`nested_positives` (pro rata, at least ``floor``): a smaller ``n``'s leads are a subset
+    of a larger one's, since both counts grow with ``n``. ``n`` = 0 keeps no lead (a zero-shot point)."""
     y = np.asarray(y)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
     rng = np.random.default_rng([seed, 8191])
     pos, neg = rng.permutation(pos), rng.permutation(neg)
-    n_pos = min(len(pos), max(1, round(n * len(pos) / len(y))))
-    return np.sort(np.concatenate([pos[:n_pos], neg[:n - n_pos]]))
+    n_pos = nested_positives(y, n, floor)
+    return np.sort(np.concatenate([pos[:n_pos], neg[:max(n - n_pos, 0)]]))

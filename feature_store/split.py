@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from feature_store.errors import DataError, OutcomeAccessError
 from feature_store.evaluation import Truth
-from feature_store.sampling import nested_sample
+from feature_store.sampling import MIN_TRAIN_POSITIVES, nested_sample
 from feature_store.schema import Schema
 
 
@@ -197,15 +197,17 @@ class SplitSet:
     def with_train_budget(self, n: int, seed: int) -> "SplitSet":
         """Train cut to ``n`` leads, and valid to as many leads pro rata (a learning curve's budget of labelled
         leads), test untouched. Nested and stratified: each class is put in one fixed random order (``seed``
-        only: the same leads for every method) and the first ``round(n · share)`` of each are kept, so a
-        smaller budget's leads are a subset of a larger one's and every size keeps the split's positive
-        share (at least one positive)."""
+        only: the same leads for every method) and the first ones of each are kept, so a smaller budget's
+        leads are a subset of a larger one's. Train keeps the split's positive share but at least
+        ``MIN_TRAIN_POSITIVES`` positives, valid its share (at least one). ``n`` = 0 leaves train and valid
+        empty: the zero-shot point, where only a method that needs no label can score."""
         if n >= len(self.train):
             return self
         n_valid = round(n * len(self.valid) / max(len(self.train), 1))
-        return replace(self, train=_nested(self.train, n, seed), valid=_nested(self.valid, n_valid, seed))
+        return replace(self, train=_nested(self.train, n, seed, MIN_TRAIN_POSITIVES),
+                       valid=_nested(self.valid, n_valid, seed))
 
 
-def _nested(split: Split, n: int, seed: int) -> Split:
+def _nested(split: Split, n: int, seed: int, floor: int = 0) -> Split:
     """The leads of ``split`` that :func:`~feature_store.sampling.nested_sample` keeps for a budget of ``n``."""
-    return split if n >= len(split) else split.take(nested_sample(split.y, n, seed))
+    return split if n >= len(split) else split.take(nested_sample(split.y, n, seed, floor))

@@ -133,6 +133,9 @@ class Method:
     order: ClassVar[int] = 1000  # position within its table (paper rows first)
     footnote: ClassVar[str] = ""  # printed under every table where this row has a result (what its scores are)
     trains_on_outcomes: ClassVar[bool] = False  # uses the outcome funnel where the data has one (HPRO's tiers)
+    # scores with no training lead (a rule, an oracle, an LLM's zero-shot QA rule): the only rows a learning
+    # curve's n = 0 point runs, every other row is n/a there
+    zero_shot: ClassVar[bool] = False
     params: ClassVar[Mapping[str, type[Settings]]] = {}  # profile sections read -> their typed model
     Options: ClassVar[type[Settings]] = NoOptions  # what a variant of this class may fix
     options: ClassVar[Settings] = NoOptions()
@@ -183,6 +186,8 @@ class Method:
         return self.ctx.settings[name]
 
     def fit(self, train: Split, valid: Split) -> "Method":
+        """Learn from ``train`` (``valid``: early stopping, selection). A ``zero_shot`` method is also handed
+        an empty ``train`` and ``valid`` (a learning curve's n = 0 point) and must score without them."""
         raise NotImplementedError
 
     def score(self, test: Split) -> np.ndarray:
@@ -227,7 +232,7 @@ def register(*, name: str, family: Family | str, description: str, tables: tuple
     ``family`` is one of :class:`Family` (what it changes is documented there); ``in_paper``
     is True only for the rows the papers report. ``meta`` sets the other class attributes of
     :class:`Method` (``embedding``, ``baseline``, ``order``, ``by_default``, ``footnote``,
-    ``trains_on_outcomes``)."""
+    ``trains_on_outcomes``, ``zero_shot``)."""
     _check_meta(name, tables, requires, meta)
     family = _family(name, family)
 
@@ -260,7 +265,8 @@ def register(*, name: str, family: Family | str, description: str, tables: tuple
 def _check_meta(name: str, tables, requires, meta: Mapping[str, Any]) -> None:
     bad_tables = [t for t in tables if t not in TABLES]
     bad_req = [r for r in requires or () if r not in REQUIREMENTS]
-    bad_meta = sorted(set(meta) - {"embedding", "baseline", "order", "by_default", "footnote", "trains_on_outcomes"})
+    bad_meta = sorted(set(meta) - {"embedding", "baseline", "order", "by_default", "footnote", "trains_on_outcomes",
+                                   "zero_shot"})
     if bad_tables or bad_req or bad_meta:
         raise ConfigError(f"method '{name}': unknown tables {bad_tables}, requirements {bad_req} or "
                           f"attributes {bad_meta}", hint=f"tables: {list(TABLES)}; requirements: {list(REQUIREMENTS)}")

@@ -94,7 +94,8 @@ class AsLLRHPRO(AsLLR):
                 LossTerm("ce", self.cfg.lambda_ce, answer_ce)]
 
     def fit(self, train: Split, valid: Split) -> "AsLLRHPRO":
-        self.spec = PairSpec.from_split(train, self.hpro)  # same tier definitions as the batches, own tiers
+        # same tier definitions as the batches, own tiers (none at a zero-shot point: nothing trains)
+        self.spec = PairSpec.from_split(train, self.hpro) if len(train) else None
         super().fit(train, valid)
         self._check_training()
         return self
@@ -115,5 +116,7 @@ class AsLLRHPRO(AsLLR):
             raise RuntimeError("HPRO: the pairwise head's weights did not change in training (frozen head?)")
 
     def run_info(self) -> dict[str, Any]:
+        if self.zero_shot_fit:
+            return super().run_info()
         return {**super().run_info(), "hpro": {**self.hpro.to_dict(), **self.spec.describe(),
                                                "pair_counts": {k: v for k, v in self.term.counts.items() if v}}}

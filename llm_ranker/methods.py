@@ -26,6 +26,11 @@ class-balanced validation sample (``llm.valid_max_leads``), and, on the test
 leads once scored, the correlation of the scores with prompt length and the
 AUC within each current funnel stage.
 
+**Zero-shot.** Fitted on no lead (a learning curve's n = 0 point), a row keeps
+the backbone untrained and scores by the QA rule whatever ``llm.score`` says
+(:meth:`LLMRanker.zero_shot <llm_ranker.ranker.LLMRanker.zero_shot>`): the heads
+would be random, the LM head's answer is what the backbone already knows.
+
 The paper's rows ``asllr_base`` (BCE only) and ``asllr_ce`` (+ the QA loss)
 are variants of ``asllr`` declared in ``llm_ranker/variants.yaml``; HPRO
 (:mod:`llm_ranker.hpro`) is a subclass with a second head and a pair loss.
@@ -67,6 +72,7 @@ class AsLLROptions(Params):
 
 
 @register(name="asllr", family="llm", params={"llm": LLMParams, "hpro": HPROParams}, in_paper=True,
+          zero_shot=True,
           description="asLLR: LoRA LLM reading the lead prompt, pointwise head (base of asllr_base / asllr_ce)")
 class AsLLR(Method):
     """A LoRA-tuned LLM that reads the lead's prompt and scores it."""
@@ -123,6 +129,11 @@ class AsLLR(Method):
     def fit(self, train: Split, valid: Split) -> "AsLLR":
         cfg, seed = self.cfg, self.ctx.seed
         self.n_train_split = len(train)
+        if not len(train):  # a learning curve's n = 0 point: the backbone's own answer, nothing trained
+            self.ranker = LLMRanker(cfg, self.ctx.cache_dir, seed, [], None, self.head_names, self.ctx.progress,
+                                    backbone_dir=self.backbone_dir).zero_shot(train.schema)
+            self.valid_auc = None
+            return self
         # equal exposure: the same tier-aware batches for every LLM row, whatever its loss
         self.batch_spec = PairSpec.for_batches(train, self.hpro)
         self.sampler = TierSampler(cfg.batch_size, cfg.pos_rate, cfg.bucket_batches, self.batch_spec)
@@ -133,8 +144,17 @@ class AsLLR(Method):
         self.valid_auc = self._valid_auc(valid)
         return self
 
+    @property
+    def zero_shot_fit(self) -> bool:
+        """Fitted on no lead: the heads are untrained, so the score is the LM head's QA rule."""
+        return self.n_train_split == 0
+
+    @property
+    def scoring_rule(self) -> str:
+        return "qa" if self.zero_shot_fit else self.cfg.score
+
     def score(self, test: Split) -> np.ndarray:
-        return apply_rule(self.cfg.score, self.ranker.predict(test))
+        return apply_rule(self.scoring_rule, self.ranker.predict(test))
 
     def diagnostics(self, test: Split, scores: np.ndarray, label: np.ndarray) -> dict[str, Any]:
         tokens = np.array([len(x) for x in self.ranker.token_ids(test)])
@@ -153,12 +173,17 @@ class AsLLR(Method):
         return self.ranker.predict(split)["pooled"]
 
     def run_info(self) -> dict[str, Any]:
+        rule = self.scoring_rule
+        info = {"scoring_rule": rule, "scoring_rule_description": DESCRIPTIONS[rule],
+                "train_split_leads": self.n_train_split, "llm": self.cfg.to_dict()}
+        if self.zero_shot_fit:
+            return info | {"zero_shot": "no training lead: the backbone's QA rule, whatever llm.score says"} \
+                | self.ranker.info
         spec = self.batch_spec
         batches = {"sampler": "tier-aware (TierSampler), the same for every LLM row",
                    "pairs": "funnel tiers" if spec.mode == "funnel" else "label pairs (no outcome funnel)",
                    **spec.definitions(), **self.sampler.stats}
-        return {"scoring_rule": self.cfg.score, "scoring_rule_description": DESCRIPTIONS[self.cfg.score],
-                "train_split_leads": self.n_train_split, "llm": self.cfg.to_dict(), "batches": batches, **self.ranker.info}
+        return info | {"batches": batches} | self.ranker.info
 
     def _valid_auc(self, valid: Split) -> float | None:
         """AUC on a class-balanced sample of the validation split (a diagnostic; nothing is tuned on it)."""

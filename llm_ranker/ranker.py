@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from feature_store.sampling import class_sample
+from feature_store.schema import Schema
 from feature_store.split import Split
 from leadrank_api import torch_threads
 from llm_ranker.backbones import backbone_dir, compute_dtype, load_backbone
@@ -23,7 +24,7 @@ from llm_ranker.prefix_cache import open_cache
 from llm_ranker.prompt import PromptBuilder, PromptParts, TokenBudget, hf_token_spans
 from llm_ranker.sampler import BatchSampler
 from llm_ranker.summarizer import make_summarizer, n_words
-from llm_ranker.trainer import Trainer, predict
+from llm_ranker.trainer import Trainer, TrainReport, exposure, predict
 
 TOKENIZER_CORPUS_LEADS = 2000  # prompts the tiny backbone's BPE is trained on
 
@@ -63,7 +64,7 @@ class LLMRanker:
     """Fits a :class:`LeadRanker` on a split and predicts any split with the same prompts."""
 
     def __init__(self, cfg: LLMParams, cache_dir: str | Path, seed: int, terms: list[LossTerm],
-                 sampler: BatchSampler, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False,
+                 sampler: BatchSampler | None, head_names: tuple[str, ...] = ("pointwise",), progress: bool = False,
                  backbone_dir: Path | None = None):
         """``backbone_dir``: a backbone build to load (:func:`shared_backbone`); None = the configured
         backbone, a tiny one built from the training prompts of :meth:`fit`."""
@@ -76,35 +77,41 @@ class LLMRanker:
 
     def fit(self, train: Split, targets: dict[str, np.ndarray]) -> "LLMRanker":
         cfg = self.cfg
-        self.builder = PromptBuilder(train.schema, make_summarizer(cfg.summarizer, cfg.summarize_min_words))
+        self._start(train.schema)
         parts = self.builder.parts(train)
         path = self.backbone_dir
         if path is None:
             step = max(1, len(parts) // TOKENIZER_CORPUS_LEADS)
             path = backbone_dir(cfg, self.cache_dir, [p.render() for p in parts[::step]])
-        self.backbone = load_backbone(cfg, self.cache_dir, path=path)
-        self.budget = TokenBudget(hf_token_spans(self.backbone.tokenizer), cfg.max_length, cfg.dialogue_tokens,
-                                  self.backbone.n_special)
+        self._load(path)
         ids, prompt_info = self._encode(parts)
         with torch.random.fork_rng(), torch_threads(cfg.threads):
             torch.manual_seed(self.seed)
-            self.model = LeadRanker(self.backbone, cfg, self.head_names)
-            self.prefixes = open_cache(self.model, cfg, self.cache_dir, path.name, self.dtype)
+            self._build()
             self.trainer = Trainer(cfg, self.terms, self.sampler, self.seed, self.dtype,
                                    self._checkpoint_dir(train, targets, path), self.progress)
             report = self.trainer.fit(self.model, ids, targets, self.backbone.pad_id, self.prefixes)
-        self.train_losses = report.batch_losses
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        self.info = {**self.backbone.describe(), "backbone_build": path.name,
-                     "backbone_shared": self.backbone_dir is not None, "dtype": str(self.dtype).removeprefix("torch."),
-                     "trainable_params": trainable,
-                     "prompt_parts": "table+text" if train.schema.has_text else "table-only",
-                     "train_leads": len(train), "train_positives": int(targets["label"].sum()),
-                     "loss_terms": {t.name: t.weight for t in self.terms}, **prompt_info,
-                     **self.summary_info(train, parts), **report.to_dict(), **self._cache_info("fit")}
+        self._describe(len(train), int(targets["label"].sum()), report,
+                       prompt_info | self.summary_info(train, parts))
+        return self
+
+    def zero_shot(self, schema: Schema) -> "LLMRanker":
+        """The backbone as it ships, nothing trained (a learning curve's n = 0 point): LoRA starts as the
+        identity, so :meth:`predict`'s ``qa`` output is the backbone's own log P(" Yes") − log P(" No") after
+        the prompt. A tiny backbone is built from prompts and there are no training prompts: it is built
+        from the first split scored (its prompts, no label)."""
+        self._start(schema)
+        if self.backbone_dir is not None or self.cfg.backbone != "tiny":
+            self._load(self.backbone_dir or backbone_dir(self.cfg, self.cache_dir))
+            self._seeded_build()
+        self._describe(0, 0, TrainReport(exposure=exposure([], np.zeros(0), 0)), {})
         return self
 
     def predict(self, split: Split) -> dict[str, np.ndarray]:
+        if self.model is None:  # a zero-shot tiny backbone: built from the prompts it scores
+            self._load(shared_backbone(self.cfg, self.cache_dir, split))
+            self._seeded_build()
+            self.info |= self._loaded()
         ids = self.token_ids(split)
         t0 = time.perf_counter()
         with torch_threads(self.cfg.threads), self.model.merged() as model:
@@ -120,9 +127,48 @@ class LLMRanker:
 
     def close(self) -> None:
         """Delete the kept final weights (:meth:`Trainer.discard`): call once the scores are stored."""
-        self.trainer.discard()
+        if self.trainer is not None:
+            self.trainer.discard()
 
     # ---- helpers ----------------------------------------------------------------------------------
+    def _start(self, schema: Schema) -> None:
+        self.builder = PromptBuilder(schema, make_summarizer(self.cfg.summarizer, self.cfg.summarize_min_words))
+        self.model = self.prefixes = self.trainer = None
+
+    def _load(self, path: Path) -> None:
+        """Load the backbone build at ``path`` and the prompt budget of its tokenizer."""
+        self.path = path
+        self.backbone = load_backbone(self.cfg, self.cache_dir, path=path)
+        self.budget = TokenBudget(hf_token_spans(self.backbone.tokenizer), self.cfg.max_length,
+                                  self.cfg.dialogue_tokens, self.backbone.n_special)
+
+    def _build(self) -> None:
+        """The ranker (LoRA, heads) on the loaded backbone, drawn from the caller's torch RNG, and its cache."""
+        self.model = LeadRanker(self.backbone, self.cfg, self.head_names)
+        self.prefixes = open_cache(self.model, self.cfg, self.cache_dir, self.path.name, self.dtype)
+
+    def _seeded_build(self) -> None:
+        with torch.random.fork_rng(), torch_threads(self.cfg.threads):
+            torch.manual_seed(self.seed)
+            self._build()
+
+    def _loaded(self) -> dict[str, Any]:
+        """What ``info`` says of the backbone and the ranker on it (nothing before a zero-shot tiny one is built)."""
+        if self.model is None:
+            return {}
+        return {**self.backbone.describe(), "backbone_build": self.path.name,
+                "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad)}
+
+    def _describe(self, leads: int, positives: int, report: TrainReport, extra: dict[str, Any]) -> None:
+        """``info``: the backbone, what was trained (``leads``, ``positives``: 0 for zero-shot) and how."""
+        self.train_losses = report.batch_losses
+        self.info = {**self._loaded(), "backbone_shared": self.backbone_dir is not None,
+                     "dtype": str(self.dtype).removeprefix("torch."),
+                     "prompt_parts": "table+text" if self.builder.schema.has_text else "table-only",
+                     "train_leads": leads, "train_positives": positives,
+                     "loss_terms": {t.name: t.weight for t in self.terms}, **extra, **report.to_dict(),
+                     **self._cache_info("fit")}
+
     def _cache_info(self, phase: str) -> dict[str, Any]:
         """The frozen-prefix cache's figures after training (``fit``) and after the scoring passes since
         (``scored``, cumulative); None where it is off or nothing is frozen. Hits in ``fit`` were computed

@@ -7,8 +7,9 @@ import pytest
 
 from benchmark import curves, registry
 from benchmark.contract import contract_profile, tiny_entry
-from benchmark.runner import load_splits
+from benchmark.runner import NEEDS_TRAINING, ids_sha256, load_splits
 from feature_store.errors import DataError
+from feature_store.sampling import MIN_TRAIN_POSITIVES, nested_sample
 
 
 def test_train_budget_is_nested_stratified_and_leaves_test_alone(data_dir):
@@ -79,3 +80,72 @@ def test_a_point_that_mixes_training_leads_is_refused(curve_out, tmp_path):
     jp.write_text(json.dumps(rec))
     with pytest.raises(DataError, match="trained on different leads"):
         curves.render(mixed)
+
+
+def test_small_budgets_keep_a_few_positives_and_stay_nested():
+    y = np.zeros(10_000, dtype=np.int8)
+    y[:140] = 1  # 1.4 %: pro rata, 100 leads would hold one positive
+    kept = {n: nested_sample(y, n, 0, MIN_TRAIN_POSITIVES) for n in (0, 1, 2, 6, 100, 300, 1000)}
+    assert len(kept[0]) == 0 and len(kept[1]) == 1
+    assert [int(y[kept[n]].sum()) for n in (2, 6, 100, 300, 1000)] == [1, 5, 5, 5, 14]  # one negative left at 2
+    assert all(len(kept[n]) == n for n in kept)
+    sizes = sorted(kept)
+    assert all(set(kept[a]) <= set(kept[b]) for a, b in zip(sizes, sizes[1:]))
+    assert int(y[nested_sample(y, 100, 0)].sum()) == 1  # no floor: the share (the validation cut)
+    few = np.zeros(1000, dtype=np.int8)
+    few[:3] = 1
+    assert int(few[nested_sample(few, 100, 0, MIN_TRAIN_POSITIVES)].sum()) == 3  # never more than the split has
+
+
+def test_a_zero_budget_leaves_train_and_valid_empty(data_dir):
+    _, splits = load_splits(tiny_entry("table1"), contract_profile(data_dir))
+    zero = splits.with_train_budget(0, 0)
+    assert len(zero.train) == 0 and len(zero.valid) == 0 and (zero.test.ids == splits.test.ids).all()
+
+
+@pytest.fixture(scope="module")
+def small_out(tmp_path_factory, data_dir):
+    """A curve with the zero-shot point and a 100-lead point: a learner, a rule, an oracle and an LLM row."""
+    out = tmp_path_factory.mktemp("small_curves")
+    curves.run_curves(contract_profile(data_dir), out, [0, 100], methods=["logreg", "stage_only", "oracle", "asllr_ce"],
+                      datasets=[tiny_entry("table1")], progress=False)
+    return out
+
+
+def test_the_zero_shot_point_runs_what_needs_no_label(small_out):
+    assert _record(small_out, 0, "logreg")["status"] == "n/a"
+    assert _record(small_out, 0, "logreg")["reason"] == NEEDS_TRAINING
+    llm = _record(small_out, 0, "asllr_ce")
+    assert llm["status"] == "ok" and llm["info"]["scoring_rule"] == "qa"
+    assert llm["info"]["train_exposure"]["leads"] == 0 and llm["info"]["optimizer_steps"] == 0
+    for method in ("stage_only", "oracle"):  # label-free: the same scores at every budget
+        assert _record(small_out, 0, method)["metrics"] == _record(small_out, 100, method)["metrics"]
+
+
+def test_a_100_lead_point_trains_on_exactly_the_nested_100_leads(small_out, data_dir):
+    _, splits = load_splits(tiny_entry("table1"), contract_profile(data_dir))
+    budget = splits.with_train_budget(100, contract_profile(data_dir).eval.subsample_seed).train
+    for method in ("logreg", "asllr_ce"):
+        info = _record(small_out, 100, method)["dataset_info"]
+        assert info["n_train"] == 100 and info["train_ids_sha256"] == ids_sha256(budget.ids)
+        assert info["n_train_pos"] == int(budget.y.sum()) >= MIN_TRAIN_POSITIVES
+        assert info["budget_of"] == {"n_train": len(splits.train), "n_train_pos": int(splits.train.y.sum())}
+    llm = _record(small_out, 100, "asllr_ce")["info"]
+    assert llm["train_leads"] == 100 and llm["train_exposure"]["leads"] == 100
+    assert llm["train_exposure"]["positives"] == int(budget.y.sum()) and llm["scoring_rule"] == "pointwise"
+
+
+def test_curves_md_renders_the_zero_shot_and_small_columns(small_out):
+    text = (small_out / "curves.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| Method"))
+    positives = _record(small_out, 100, "logreg")["dataset_info"]["n_train_pos"]
+    assert "| 0 (zero-shot)" in header and f"| 100 ({positives} pos)" in header
+    logreg_row = next(line for line in text.splitlines() if line.startswith("| Logistic regression"))
+    llm_row = next(line for line in text.splitlines() if line.startswith("| asLLR + L_CE"))
+    assert logreg_row.split("|")[2].strip() == "n/a" and llm_row.split("|")[2].strip()[:2] == "0."
+    assert f"n/a, {NEEDS_TRAINING}: Logistic regression *(not in paper)* at 0." in text
+    assert "- 0 (zero-shot): no training lead." in text
+    assert f"- At least {MIN_TRAIN_POSITIVES} positives per column" in text and "100 (5 positives, " in text
+    assert curves.check_curves(small_out) == []
+    assert (small_out / "tiny-benchmark" / "curves.png").stat().st_size > 1000
+
