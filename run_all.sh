@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ./scripts/bootstrap.sh
+# Keep compiled bytecode: each parallel job process would otherwise recompile torch from source.
+unset PYTHONDONTWRITEBYTECODE
 exec .venv/bin/leadrank run "$@"
