@@ -216,7 +216,7 @@ def test_tier_labels_reach_the_loss_term():
     assert term.counts == {"global": 4, "key_action": 14, "soft_signal": 5, "label": 0}
     # all scores equal: each pair costs log(1 + e^m); the mean over the 23 pairs, by hand
     hand = (4 * math.log1p(math.e) + 14 * math.log1p(math.exp(0.5)) + 5 * math.log1p(math.exp(0.1))) / 23
-    assert float(loss) == pytest.approx(hand, abs=1e-6)
+    assert float(loss.detach()) == pytest.approx(hand, abs=1e-6)
 
 
 @pytest.fixture(scope="module")
