@@ -79,6 +79,10 @@ class LLMParams(Params):
     """Modules that get LoRA: 'all-linear' or a list of module names."""
     lora_layers: int | None = Field(default=None, ge=1)
     """LoRA only in the top k transformer blocks (null = every block, the paper's)."""
+    train_backbone: bool = False
+    """Train every backbone weight too (embeddings and the tied LM head included), beside LoRA and the heads.
+    For a random-init backbone (``tiny``), which holds no pretrained knowledge for LoRA to keep: there a
+    frozen random network is the model's whole representation. The paper trains LoRA only."""
     prefix_cache: Literal["off", "fp16", "fp32"] = "off"
     """With lora_layers = k: the hidden states entering block n-k, computed once per prompt and kept on disk
     (llm_ranker.prefix_cache), in fp16 or fp32; off = the frozen blocks run in every epoch, row and pass.

@@ -136,10 +136,15 @@ class LeadRanker(nn.Module):
 
         if hasattr(backbone.model, "peft_config"):  # get_peft_model adapts the model in place
             raise ValueError("this backbone already carries LoRA adapters; load a fresh one per ranker")
+        if cfg.train_backbone and cfg.lora_layers is not None:
+            raise ConfigError("llm.train_backbone trains every block, so llm.lora_layers (LoRA in the top k only, "
+                              "the blocks below frozen) cannot apply", hint="set llm.lora_layers=null")
         lora = lora_config(backbone.model, cfg)
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5; not ours to fix
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             self.lm = get_peft_model(backbone.model, lora)  # freezes every backbone weight
+        if cfg.train_backbone:
+            self.lm.get_base_model().requires_grad_(True)
         hidden = self.lm.get_base_model().config.hidden_size
         self.heads = nn.ModuleDict({n: ScalarHead(hidden, cfg.head_hidden, cfg.head_dropout) for n in head_names})
         self.answer_ids = backbone.answer_ids
@@ -172,7 +177,8 @@ class LeadRanker(nn.Module):
                           position_ids_of(attention_mask), range(self.frozen_blocks))
 
     def param_groups(self, cfg: LLMParams) -> list[dict]:
-        """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora``."""
+        """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora`` (and the backbone's own
+        weights with it under ``llm.train_backbone``)."""
         lora = [p for p in self.lm.parameters() if p.requires_grad]
         return [{"params": list(self.heads.parameters()), "lr": cfg.lr_heads, "name": "heads"},
                 {"params": lora, "lr": cfg.lr_lora, "name": "lora"}]
@@ -188,5 +194,5 @@ class LeadRanker(nn.Module):
             self.lm.unmerge_adapter()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """LoRA and head weights only (what a checkpoint needs; the backbone is frozen)."""
+        """The trainable weights (what a checkpoint needs): LoRA and heads; every weight under ``llm.train_backbone``."""
         return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}

@@ -7,6 +7,7 @@ import pytest
 import torch
 from llm_fixtures import HOT, TERMS, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 
+from feature_store.errors import ConfigError
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, bce_loss, pointwise_bce, qa_loss, total_loss
 from llm_ranker.model import LeadRanker, last_token_index
@@ -85,6 +86,28 @@ def test_only_lora_and_heads_train_and_gradients_reach_both(backbone):
                 assert p.grad is not None and p.grad.abs().sum() > 0, name
         else:
             assert p.grad is None, name
+
+
+def test_train_backbone_trains_every_weight_the_tied_lm_head_included(backbone):
+    cfg = CFG.model_copy(update={"train_backbone": True})
+    model = fresh_ranker(backbone, cfg).train()
+    assert all(p.requires_grad for p in model.parameters())
+    groups = {g["name"]: g for g in model.param_groups(cfg)}
+    assert sum(p.numel() for g in groups.values() for p in g["params"]) == sum(p.numel() for p in model.parameters())
+    ids, labels = toy_data(backbone, 8)
+    x, mask = pad_batch(ids, backbone.pad_id)
+    loss, _ = total_loss(TERMS, model(x, mask), {"label": torch.as_tensor(labels)})
+    loss.backward()
+    lm = model.lm.get_base_model()
+    assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # still tied
+    assert lm.get_input_embeddings().weight.grad.abs().sum() > 0  # the QA loss reaches the (tied) LM head
+    assert lm.get_decoder().layers[0].mlp.down_proj.base_layer.weight.grad.abs().sum() > 0
+    assert set(model.trainable_state()) == {n for n, _ in model.named_parameters()}
+
+
+def test_train_backbone_refuses_lora_in_the_top_k_only(backbone):
+    with pytest.raises(ConfigError, match="lora_layers"):
+        LeadRanker(backbone, CFG.model_copy(update={"train_backbone": True, "lora_layers": 1}))
 
 
 def test_a_few_steps_on_a_separable_set_lower_the_loss(backbone):
