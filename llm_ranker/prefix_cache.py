@@ -21,9 +21,11 @@ another file. Nothing else enters the frozen blocks.
 
 **Filling.** Where the prompts are known up front — a training run's draws, a
 scoring pass's leads — :meth:`PrefixCache.fill` computes the missing ones in
-length-sorted batches of ``llm.score_batch_size`` (right padding), as fast as
-the frozen blocks run without a cache; :meth:`PrefixCache.get` computes alone
-only a prompt fill did not write (the bound).
+length-sorted batches of ``llm.score_batch_size`` (right padding), as scoring
+batches them without a cache, so the row that fills the cache pays one batched
+forward per prompt, not one forward of a batch of one each;
+:meth:`PrefixCache.get` computes alone only a prompt fill did not write (the
+bound).
 
 **Exactness.** Every reader uses the stored (rounded) values, the row that
 filled the cache included, so a row that finds the cache warm computes what

@@ -137,7 +137,7 @@ class Trainer:
     def fit(self, model: LeadRanker, ids: list[list[int]], targets: dict[str, np.ndarray], pad_id: int,
             prefixes: PrefixCache | None = None) -> TrainReport:
         """Train ``model`` on the prompts ``ids``; with ``prefixes`` (the model's frozen-prefix cache) the
-        frozen blocks run once per prompt, not once per draw."""
+        frozen blocks run once per prompt, not once per draw, in batches before the first step."""
         from accelerate import Accelerator
         from transformers import get_linear_schedule_with_warmup
 
