@@ -87,7 +87,7 @@ class LLMParams(Params):
     """With lora_layers = k: the hidden states entering block n-k, computed once per prompt and kept on disk
     (llm_ranker.prefix_cache), in fp16 or fp32; off = the frozen blocks run in every epoch, row and pass.
     Off by default until bench/llm_cache.py has measured its speed-up and score difference on SmolLM2
-    (bench/README.md): a prompt missing from the cache is computed alone, so the row that fills it runs slower."""
+    (bench/README.md)."""
     prefix_cache_gb: float = Field(default=4.0, gt=0)
     """Disk bound of the prefix cache (<data_dir>/cache/prefix, every build); least recently used go first."""
     head_hidden: int = 256

@@ -19,14 +19,32 @@ ids. A different backbone, k or precision is another folder; a different prompt
 or prompt budget (``llm.max_length``, ``llm.dialogue_tokens``: other token ids)
 another file. Nothing else enters the frozen blocks.
 
-**Exactness.** Each prompt's prefix is computed alone (a batch of one, no
-padding), so its numbers depend on the key only, never on which leads shared
-its batch; and every reader uses the stored (rounded) values, the row that
-computed them included. So a row that finds the cache warm, a row that fills it
-and a run resumed after a kill compute the same thing. ``llm.prefix_cache =
-fp16`` stores half of fp32's bytes (a prompt whose states pass fp16's range is
-kept in fp32); the score difference against no cache is a bench figure
-(``bench/llm_cache.py``); ``fp32`` keeps the states as computed.
+**Filling.** Where the prompts are known up front — a training run's draws, a
+scoring pass's leads — :meth:`PrefixCache.fill` computes the missing ones in
+length-sorted batches of ``llm.score_batch_size`` (right padding), as scoring
+batches them without a cache, so the row that fills the cache pays one batched
+forward per prompt, not one forward of a batch of one each;
+:meth:`PrefixCache.get` computes alone only a prompt fill did not write (the
+bound).
+
+**Exactness.** Every reader uses the stored (rounded) values, the row that
+filled the cache included, so a row that finds the cache warm computes what
+the row that filled it computed, and a resumed run reads the files written
+before the kill. Which prompts share a fill batch is deterministic given the
+prompts missing (sorted by length, ties in the callers' order), so two cold
+runs store the same numbers. What is not exact: a prefix's last bits depend
+on the batch that filled it — a padded batch's matrix products round
+otherwise than a batch of one's — so a prompt filled in another batch (by a
+resumed run, a run with other prompts, a prompt ``get`` computes alone) can
+differ at that level. Measured on the tiny backbone in fp32 (2 and 4 blocks,
+1 to 3 of them frozen, 40 prompts of 22 to 103 tokens, fill batches of 4, 8
+and 16, one and two threads; each prefix filled in batches against the same
+prompt through ``get`` alone): at most 2.2e-8 on states of magnitude ≤ 0.12,
+a few units in fp32's last place (tests/test_prefix_cache.py holds it within
+1e-6). ``llm.prefix_cache = fp16`` stores half of fp32's bytes (a prompt whose
+states pass fp16's range is kept in fp32); the score difference against no
+cache is a bench figure (``bench/llm_cache.py``); ``fp32`` keeps the states as
+computed.
 
 **Bound.** ``llm.prefix_cache_gb`` bounds the folder (every build together):
 before a write would pass it the least recently used files of other runs go
@@ -56,6 +74,7 @@ from feature_store.errors import ConfigError
 from feature_store.files import atomic_path
 from llm_ranker.config import LLMParams
 from llm_ranker.model import LeadRanker
+from llm_ranker.sampler import sorted_batches
 from llm_ranker.trainer import autocast, pad_batch
 
 FOLDER = "prefix"  # under the method cache (``<data_dir>/cache``)
@@ -64,10 +83,10 @@ STORE = {"fp16": np.float16, "fp32": np.float32}
 
 @dataclass
 class CacheStats:
-    """What one ranker's cache did: prompts read, computed, written, not written, and files evicted."""
+    """What one ranker's cache did: prefixes read, computed, written, not written, and files evicted."""
 
-    hits: int = 0
-    misses: int = 0
+    hits: int = 0  # reads of a stored prefix: one per training draw and per scored lead
+    misses: int = 0  # prompts computed (by fill, or alone by get where fill did not write them)
     written: int = 0
     skipped: int = 0  # computed but not written: the bound was full of this run's own prefixes
     evicted: int = 0  # files of other runs deleted to stay within the bound
@@ -97,14 +116,30 @@ class PrefixCache:
         prefix[mask.bool()] = torch.cat([self.get(x) for x in ids])  # row-major: each row's tokens in order
         return prefix, mask
 
+    def fill(self, ids: list[list[int]], batch_size: int) -> int:
+        """Compute and write every prompt of ``ids`` the cache lacks (no file, or one unreadable), ``batch_size``
+        prompts a forward pass, sorted by length so a batch holds little padding: what :meth:`get` then reads.
+        Call it once the prompts of a training run or scoring pass are known; :meth:`get` computes alone only
+        what it could not write (the bound). Returns the number computed (each counted as a miss)."""
+        todo: dict[Path, list[int]] = {}  # by file: leads with the same prompt are computed once
+        for x in ids:
+            path = self._path(x)
+            if path not in todo and self._read(path, len(x)) is None:
+                todo[path] = x
+        paths, prompts = list(todo), list(todo.values())
+        for b in sorted_batches(np.array([len(x) for x in prompts]), batch_size):
+            for i, states in zip(b, self._compute([prompts[i] for i in b])):
+                self._write(paths[i], states)
+            self.stats.misses += len(b)
+        return len(prompts)
+
     def get(self, ids: list[int]) -> torch.Tensor:
-        """One prompt's prefix, (tokens, hidden) in float32: read, or computed and written."""
-        name = _digest(ids)
-        path = self.folder / name[:2] / f"{name}.npy"
+        """One prompt's prefix, (tokens, hidden) in float32: read, or (not filled) computed alone and written."""
+        path = self._path(ids)
         states = self._read(path, len(ids))
         if states is None:
             self.stats.misses += 1
-            states = self._compute(ids)
+            states = self._compute([ids])[0]
             self._write(path, states)
         else:
             self.stats.hits += 1
@@ -118,17 +153,23 @@ class PrefixCache:
                 "size_mb": round(self._total / 2**20, 1), "bound_mb": round(self.max_bytes / 2**20, 1)}
 
     # ---- helpers ----------------------------------------------------------------------------------
-    def _compute(self, ids: list[int]) -> np.ndarray:
+    def _path(self, ids: list[int]) -> Path:
+        name = _digest(ids)
+        return self.folder / name[:2] / f"{name}.npy"
+
+    def _compute(self, ids: list[list[int]]) -> list[np.ndarray]:
+        """The prefixes of a batch of prompts, each cut to its own tokens, in the store's precision (fp32 for
+        a prompt whose states pass fp16's range). Right padding: a real token attends only to the tokens before
+        it, never to the padding after it."""
         device = next(self.model.parameters()).device
-        x = torch.tensor([ids], dtype=torch.long, device=device)
+        x, mask = pad_batch(ids, 0)
         with torch.inference_mode(), autocast(device, self.compute_dtype):
-            states = self.model.frozen_prefix(x, torch.ones_like(x))[0].float().cpu().numpy()
-        stored = states.astype(STORE[self.store])
-        return stored if np.isfinite(stored).all() else states  # past fp16's range: kept in fp32
+            states = self.model.frozen_prefix(x.to(device), mask.to(device)).float().cpu().numpy()
+        return [_stored(s[:len(t)], self.store) for s, t in zip(states, ids)]
 
     def _read(self, path: Path, tokens: int) -> np.ndarray | None:
         try:
-            states = np.load(path)
+            states = np.load(path, mmap_mode="r")  # the header now, the values when a reader copies them
             os.utime(path)  # most recently used: the bound evicts the least recently used first
         except (OSError, ValueError, EOFError):  # absent (or evicted meanwhile) or unreadable: compute again
             return None
@@ -237,6 +278,11 @@ def check_split(model: LeadRanker, build: str) -> None:
                           "does not give the same states when its forward is split at the first trainable block "
                           f"(max difference {float((whole - split).abs().max()):.3g})",
                           hint="set llm.prefix_cache=off")
+
+
+def _stored(states: np.ndarray, store: str) -> np.ndarray:
+    stored = states.astype(STORE[store])
+    return stored if np.isfinite(stored).all() else states.copy()  # past fp16's range: kept in fp32
 
 
 def _digest(ids: list[int]) -> str:

@@ -171,8 +171,9 @@ class LLMRanker:
 
     def _cache_info(self, phase: str) -> dict[str, Any]:
         """The frozen-prefix cache's figures after training (``fit``) and after the scoring passes since
-        (``scored``, cumulative); None where it is off or nothing is frozen. Hits in ``fit`` were computed
-        by another row or run, or by an earlier epoch of this one."""
+        (``scored``, cumulative); None where it is off or nothing is frozen. ``hits`` counts prefixes read
+        (one per training draw and scored lead), ``misses`` the prompts this ranker computed: in ``fit``
+        those no other row or run had stored."""
         return {f"prefix_cache_{phase}": None if self.prefixes is None else self.prefixes.describe()}
 
     def _encode(self, parts: list[PromptParts]) -> tuple[list[list[int]], dict[str, Any]]:

@@ -137,7 +137,7 @@ class Trainer:
     def fit(self, model: LeadRanker, ids: list[list[int]], targets: dict[str, np.ndarray], pad_id: int,
             prefixes: PrefixCache | None = None) -> TrainReport:
         """Train ``model`` on the prompts ``ids``; with ``prefixes`` (the model's frozen-prefix cache) the
-        frozen blocks run once per prompt, not once per draw."""
+        frozen blocks run once per prompt, not once per draw, in batches before the first step."""
         from accelerate import Accelerator
         from transformers import get_linear_schedule_with_warmup
 
@@ -174,6 +174,11 @@ class Trainer:
         heads_before = _head_vectors(accelerator.unwrap_model(model))
         model.train()
         t0 = time.perf_counter()
+        if prefixes is not None:  # the remaining draws' prompts, in batches (the other processes then read them)
+            if accelerator.is_main_process:
+                prefixes.fill([ids[i] for i in sorted({int(i) for b in batches[start:] for i in b})],
+                              cfg.score_batch_size)
+            accelerator.wait_for_everyone()
         bar = tqdm(total=len(batches), initial=start, desc="train", unit="batch", disable=not self.progress,
                    leave=False)
         for i, (inputs, batch_targets) in enumerate(accelerator.skip_first_batches(loader, start), start):
@@ -267,6 +272,8 @@ def predict(model: LeadRanker, ids: list[list[int]], pad_id: int, batch_size: in
     batches = sorted_batches(np.array([len(x) for x in ids]), batch_size)
     chunks: dict[str, list[np.ndarray]] = {}
     model.eval()
+    if prefixes is not None:
+        prefixes.fill(ids, batch_size)
     with torch.inference_mode(), autocast(device, dtype):
         for b in tqdm(batches, desc="score", unit="batch", disable=not progress, leave=False):
             inputs = batch_inputs([ids[i] for i in b], pad_id, prefixes, padding_side)
