@@ -10,7 +10,7 @@ same scores (tested).
 
 Heads live in ``LeadRanker.heads`` (an ``nn.ModuleDict``): asLLR has
 ``pointwise``; HPRO adds ``pairwise`` by passing ``head_names``. The LM head is
-the backbone's own (tied to the input embeddings and frozen); it is applied to
+the backbone's own (tied to the input embeddings; frozen unless ``llm.train_backbone``); it is applied to
 the pooled vectors only, never to every position.
 
 Dropout 0.5 (the paper's value) is applied to the pooled vector as it enters
