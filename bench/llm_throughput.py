@@ -12,8 +12,10 @@ Measures, in one process and one precision:
   the same prompts in the same batches, epochs in alternation, and their
   ratio (goal: >= 2);
 * achieved FLOP/s — 2 x (non-embedding parameters) x (real tokens) for a
-  forward; 4 x for training (forward + input-gradient backward; the frozen
-  weights get no weight gradient) — as a ratio to a plain ``torch.matmul`` of
+  forward; for training, that plus the input-gradient backward through the
+  blocks that carry LoRA (all of them: 4 x; with ``llm.lora_layers = k`` only
+  k of n) and, under ``llm.train_backbone``, the weight gradients
+  (:func:`train_flops`) — as a ratio to a plain ``torch.matmul`` of
   the model's own linear shapes, same dtype, same threads, measured in the
   same run. Attention FLOPs are not counted, so the ratio is conservative.
 
@@ -132,6 +134,15 @@ def time_training(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, p
     return report.seconds, int(sum(len(x) for x in ids))
 
 
+def train_flops(params: int, tokens: int, model: LeadRanker, cfg: LLMParams) -> float:
+    """Matmul FLOPs of one training pass: the forward (2 x params x tokens), the input-gradient backward
+    through the blocks above the frozen ones (2 x their share), and under ``llm.train_backbone`` the
+    weight gradients too (2 x params x tokens). LoRA's own small matmuls are not counted."""
+    blocks = model.lm.get_base_model().config.num_hidden_layers
+    trainable = (blocks - model.frozen_blocks) / blocks
+    return 2 * params * tokens * (1 + trainable + (1 if cfg.train_backbone else 0))
+
+
 def time_lora_layers(path: Path, cfg: LLMParams, k: int, ids: list[list[int]], labels: np.ndarray, pad_id: int,
                      device: torch.device, dtype, cache: Path, rounds: int) -> dict:
     """Training leads/s with LoRA in every block and in the top ``k`` on the same prompts and batches
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
         gemm_after = gemm_flops_per_s(shapes, rows, dtype, device)
     gemm = (gemm_before + gemm_after) / 2  # the box may be shared: average the two ends of the run
     report |= {"score": rates(a.score_leads, score_s, score_tokens, 2 * params * score_tokens, gemm),
-               "train": rates(a.train_leads, train_s, train_tokens, 4 * params * train_tokens, gemm),
+               "train": rates(a.train_leads, train_s, train_tokens, train_flops(params, train_tokens, model, cfg), gemm),
                "lora_layers": lora_layers,
                "gemm": {"rows": rows, "gflop_per_s_before": round(gemm_before / 1e9, 2),
                         "gflop_per_s_after": round(gemm_after / 1e9, 2)}}

@@ -166,3 +166,23 @@ def test_the_llm_cache_rows_come_from_its_latest_standard_line(render, tmp_path)
     assert "shared box (1-min load 3.5 → 4 on 2 cores)" in speed
     assert "3 epochs" in epochs and "| 1.80; 1.70 " in epochs
     assert "| 0; 0 " in diff and "≤ 0.001" in diff and "| yes " in diff  # the latest standard line, not quick's
+
+
+def test_training_flops_count_the_backward_only_where_it_runs():
+    """bench/llm_throughput.py's training FLOPs: LoRA in every block = 4 x the forward's 2NT; top-k LoRA
+    runs the input-gradient backward through k of n blocks only; a trained backbone adds its weight gradients."""
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("bench_llm_throughput", ROOT / "bench" / "llm_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def model(frozen):
+        config = SimpleNamespace(num_hidden_layers=30)
+        base = SimpleNamespace(config=config)
+        return SimpleNamespace(frozen_blocks=frozen, lm=SimpleNamespace(get_base_model=lambda: base))
+
+    lora_only = SimpleNamespace(train_backbone=False)
+    assert module.train_flops(10, 3, model(0), lora_only) == 4 * 10 * 3
+    assert module.train_flops(10, 3, model(22), lora_only) == pytest.approx(2 * 10 * 3 * (1 + 8 / 30))
+    assert module.train_flops(10, 3, model(0), SimpleNamespace(train_backbone=True)) == 6 * 10 * 3
