@@ -250,8 +250,8 @@ def _control_note(built: Built, records: list[RunRecord]) -> str:
     """What the positive control expects, and which text readers that ran fail it."""
     reads_text = {r.method for r in records if r.status == "ok" and r.family != "oracle"
                   and r.info.get("inputs", {}).get("text", "none") != "none"}
-    failing = [rec["row"] for rec in built.records
-               if rec["method"] in reads_text and not rec.get("gain_ci_low", -np.inf) > 0]
+    failing = [rec["row"] + (f" {rec['embedding']}" if rec.get("embedding", "-") != "-" else "")
+               for rec in built.records if rec["method"] in reads_text and not rec.get("gain_ci_low", -np.inf) > 0]
     verdict = (f"Failing it: {', '.join(failing)} (Δ's CI not above 0)." if failing else
                f"Every text reader that ran ({len(reads_text)}) passes it." if reads_text else "No text reader ran.")
     return ("Control: in this world the transcripts carry most of the signal (the oracle's Δ is the most reading them "

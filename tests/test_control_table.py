@@ -78,3 +78,15 @@ def test_table3_is_rendered_only_where_a_control_run_exists(control, tmp_path):
     _write(out, "logreg", np.r_[0, 1, 0, 1], np.r_[0.1, 0.9, 0.2, 0.8], "classical", TABLE, table="table1",
            dataset="benchmark")
     assert set(tables.render_all(out)) == {"table1.md", "table1.csv", "table2.md", "table2.csv", "significance.md"}
+
+
+def test_a_failing_h_text_row_is_named_with_its_embedding(tmp_path):
+    """DeepFM and DeepFM + h_text share a label; the footnote names the one that fails by its embedding."""
+    rng = np.random.default_rng(4)
+    y = (rng.random(2000) < 0.1).astype(int)
+    table_part = rng.normal(size=len(y)) + 1.0 * y
+    _write(tmp_path, "oracle", y, table_part + 2.5 * y, "oracle", {"columns": [], "stage": False, "text": "none"})
+    _write(tmp_path, "oracle_table", y, table_part, "oracle", {"columns": [], "stage": False, "text": "none"})
+    _write(tmp_path, "deepfm+h_text", y, table_part + 0.3 * rng.normal(size=len(y)), "ctr", {**TABLE, "text": "h_text"})
+    tables.write_tables(tmp_path, with_plots=False)
+    assert "Failing it: DeepFM +h_text (Δ's CI not above 0)." in (tmp_path / "table3.md").read_text()
