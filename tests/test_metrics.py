@@ -72,23 +72,26 @@ def test_single_class_test_split_is_a_clear_error():
 
 # ---- sampling weights (case-control test samples) -----------------------------------------------------
 
-def test_unit_weights_reproduce_the_committed_metrics_exactly():
-    """The weighted code path with weight 1 gives, bit for bit, what the committed results recorded
-    (a continuous scorer, a rule with large tie groups, and the oracle)."""
+def test_the_committed_metrics_are_reproduced_exactly_from_their_scores_and_weights():
+    """The metrics code gives, bit for bit, what the committed results recorded: on the quick profile's
+    case-control sample (weighted: a continuous scorer, a rule with large tie groups, the oracle) and on
+    Caravan, where every test lead has weight 1."""
     import json
     from pathlib import Path
 
     import pandas as pd
 
-    runs = Path(__file__).resolve().parents[1] / "results" / "runs" / "industrial"
-    for method in ("logreg", "funnel_recency", "oracle"):
-        rec = json.loads((runs / method / "seed1.json").read_text())
-        df = pd.read_parquet(runs / method / "seed1.scores.parquet")
-        w = df["weight"].to_numpy() if "weight" in df else np.ones(len(df))
-        assert (w == 1.0).all()
+    results = Path(__file__).resolve().parents[1] / "results"
+    runs = [(results / "runs" / "industrial" / m / "seed1", 1) for m in ("logreg", "funnel_recency", "oracle")]
+    runs.append((results / "caravan" / "runs" / "ISLR-Caravan" / "logreg" / "seed0", 0))
+    for path, seed in runs:
+        rec = json.loads(path.with_suffix(".json").read_text())
+        df = pd.read_parquet(path.with_suffix(".scores.parquet"))
+        w = df["weight"].to_numpy()
+        assert (w == 1.0).all() == ("caravan" in str(path)), path  # both code paths are covered
         got = evaluate(df["label"].to_numpy(), df["score"].to_numpy(),
-                       rec["config"]["settings"]["eval"]["bootstrap"], seed=1, weight=w)
-        assert {k: e.to_dict() for k, e in got.items()} == rec["metrics"], method
+                       rec["config"]["settings"]["eval"]["bootstrap"], seed=seed, weight=w)
+        assert {k: e.to_dict() for k, e in got.items()} == rec["metrics"], path
 
 
 def test_weighted_top_k_is_the_shortest_prefix_reaching_k_percent_of_the_weight():
