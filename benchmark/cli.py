@@ -153,15 +153,19 @@ def cmd_curve(a: argparse.Namespace) -> int:
     from benchmark import curves, runner
     from benchmark.profile import load_profile
 
+    from feature_store.errors import ConfigError
+
     profile = load_profile(a.profile, a.overrides)
     datasets = None
     if a.dataset:
         named = {d.name: d for d in profile.datasets}
         if a.dataset not in named:
-            from feature_store.errors import ConfigError
             raise ConfigError(f"no dataset '{a.dataset}' in profile '{profile.name}'", hint=f"known: {sorted(named)}")
         datasets = [named[a.dataset]]
     out = a.out if a.out is not None else default_out(profile.name) / curves.FOLDER
+    if any(Path(out).glob("table*.md")):  # curve's --out is the curves folder, not the run's results folder
+        raise ConfigError(f"--out {out} holds a run's tables; the curve's folders would land beside them",
+                          hint=f"use --out {Path(out) / curves.FOLDER}")
     records = curves.run_curves(profile, out, a.train_sizes, methods=a.methods, seeds=a.seeds, datasets=datasets,
                                 force=a.force, jobs=a.jobs or runner.default_jobs(profile))
     if runner.main_process():

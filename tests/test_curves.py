@@ -149,3 +149,15 @@ def test_curves_md_renders_the_zero_shot_and_small_columns(small_out):
     assert curves.check_curves(small_out) == []
     assert (small_out / "tiny-benchmark" / "curves.png").stat().st_size > 1000
 
+
+
+def test_curve_refuses_an_out_folder_that_holds_a_runs_tables(tmp_path, capsys):
+    """`leadrank curve --out results` would spread n0/, n100/, ... and curves.md beside Table 1: refused
+    (exit 2, before any job), naming the curves folder to use instead."""
+    from benchmark.cli import main
+
+    (tmp_path / "table1.md").write_text("## Table 1\n")
+    assert main(["curve", "--out", str(tmp_path), "--train-sizes", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run's tables" in err and str(tmp_path / "curves") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table1.md"]
