@@ -209,6 +209,8 @@ def build_rows(out: Path, table: str, records: list[RunRecord], n_boot: int) -> 
             built.notes.append(f"{row.label}: {cell.note}")
         if cell.status == "ok" and "diagnostics" in _first(by_method[row.method]).info:
             built.notes.append(_diagnostics_line(row, _first(by_method[row.method])))
+        elif cell.status == "ok" and _first(by_method[row.method]).family == api.Family.LLM:
+            built.notes.append(f"Diagnostics, {row.label}: not recorded (the result predates them; a rerun records them).")
         if table in WITH_EMBEDDING:
             gain = None
             if row.baseline and cell.status == "ok" and cells.get(row.baseline, Cell("", {})).status == "ok":

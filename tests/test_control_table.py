@@ -90,3 +90,12 @@ def test_a_failing_h_text_row_is_named_with_its_embedding(tmp_path):
     _write(tmp_path, "deepfm+h_text", y, table_part + 0.3 * rng.normal(size=len(y)), "ctr", {**TABLE, "text": "h_text"})
     tables.write_tables(tmp_path, with_plots=False)
     assert "Failing it: DeepFM +h_text (Δ's CI not above 0)." in (tmp_path / "table3.md").read_text()
+
+
+def test_an_llm_result_without_diagnostics_says_they_were_not_recorded(tmp_path):
+    rng = np.random.default_rng(5)
+    y = (rng.random(1000) < 0.1).astype(int)
+    _write(tmp_path, "oracle_table", y, rng.normal(size=len(y)) + y, "oracle", {"columns": [], "stage": False, "text": "none"})
+    _write(tmp_path, "asllr_base", y, rng.normal(size=len(y)) + y, "llm", TEXT)
+    tables.write_tables(tmp_path, with_plots=False)
+    assert "Diagnostics, asLLR (Base): not recorded (the result predates them" in (tmp_path / "table3.md").read_text()
