@@ -79,6 +79,15 @@ class LLMParams(Params):
     """Modules that get LoRA: 'all-linear' or a list of module names."""
     lora_layers: int | None = Field(default=None, ge=1)
     """LoRA only in the top k transformer blocks (null = every block, the paper's)."""
+    readout_layer: int | None = Field(default=None, ge=1)
+    """Read the lead after the first L transformer blocks (then the final norm) and drop the blocks above
+    (null = every block, the paper's). A middle layer of a pretrained LM carries more of what a prompt
+    states than its last layer, which is shaped to predict the next token; it also halves the compute.
+    ``lora_layers`` then counts from block L down. The QA path reads the same state through the LM head."""
+    pooling: Literal["last", "mean"] = "last"
+    """The heads' input: the state at the last prompt token (the paper's) or the mean over the prompt's
+    tokens (every fact line contributes its own states, not only what the last token attended to).
+    The QA loss always reads the last token, where the answer is predicted."""
     train_backbone: bool = False
     """Train every backbone weight too (embeddings and the tied LM head included), beside LoRA and the heads.
     For a random-init backbone (``tiny``), which holds no pretrained knowledge for LoRA to keep: there a

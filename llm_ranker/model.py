@@ -1,10 +1,13 @@
 """The ranker network: a LoRA-adapted causal LM with a dict of scalar heads.
 
-Every head reads the same vector, the backbone's final hidden state at the
-*last non-padding token of the prompt* (the ":" of "Answer:"). A decoder-only
-model has read the whole lead at that position, and it is exactly where the LM
-head predicts the answer token, so the heads and the QA loss share one
-representation and one forward pass. The position is found from the attention
+Every head reads the same vector, by default (the paper's) the backbone's final
+hidden state at the *last non-padding token of the prompt* (the ":" of
+"Answer:"). A decoder-only model has read the whole lead at that position, and
+it is exactly where the LM head predicts the answer token, so the heads and the
+QA loss share one representation and one forward pass. ``llm.pooling = mean``
+feeds the heads the mean over the prompt's tokens instead, and
+``llm.readout_layer = L`` reads the state after block L (the blocks above are
+dropped); the QA loss still reads the last token. The position is found from the attention
 mask and position ids are rebuilt from it, so left and right padding give the
 same scores (tested).
 
@@ -44,7 +47,7 @@ from llm_ranker.config import LLMParams
 
 @dataclass
 class RankerOutput:
-    pooled: torch.Tensor  # (B, H) final hidden state at the last prompt token
+    pooled: torch.Tensor  # (B, H) the heads' input: the state at the last prompt token, or the mean over tokens
     heads: dict[str, torch.Tensor]  # head name -> (B,) logits
     lm_logits: torch.Tensor  # (B, V) next-token logits at the last prompt token
     answer_ids: tuple[int, int]  # vocabulary ids of " Yes" and " No"
@@ -66,6 +69,26 @@ class ScalarHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.net(pooled).squeeze(-1)
+
+
+def mean_over_tokens(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each row's states over its real tokens (padding left out, wherever it sits)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def truncate(model: nn.Module, blocks: int) -> None:
+    """Keep the first ``blocks`` transformer blocks of a causal LM (in place); its forward then applies
+    the final norm to their output. Refuses more blocks than the model has."""
+    config = model.config
+    if blocks > config.num_hidden_layers:
+        raise ConfigError(f"llm.readout_layer={blocks} exceeds the backbone's {config.num_hidden_layers} "
+                          "transformer blocks", hint=f"use 1..{config.num_hidden_layers}, or null for every block")
+    decoder = model.get_decoder()
+    decoder.layers = decoder.layers[:blocks]
+    config.num_hidden_layers = blocks
+    if getattr(config, "layer_types", None):
+        config.layer_types = config.layer_types[:blocks]
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -139,6 +162,8 @@ class LeadRanker(nn.Module):
         if cfg.train_backbone and cfg.lora_layers is not None:
             raise ConfigError("llm.train_backbone trains every block, so llm.lora_layers (LoRA in the top k only, "
                               "the blocks below frozen) cannot apply", hint="set llm.lora_layers=null")
+        if cfg.readout_layer is not None:
+            truncate(backbone.model, cfg.readout_layer)
         lora = lora_config(backbone.model, cfg)
         with warnings.catch_warnings():  # peft calls a transformers API deprecated in v5; not ours to fix
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -148,6 +173,7 @@ class LeadRanker(nn.Module):
         hidden = self.lm.get_base_model().config.hidden_size
         self.heads = nn.ModuleDict({n: ScalarHead(hidden, cfg.head_hidden, cfg.head_dropout) for n in head_names})
         self.answer_ids = backbone.answer_ids
+        self.pooling = cfg.pooling
         blocks = self.lm.get_base_model().config.num_hidden_layers
         # blocks below the first that carries LoRA: frozen, their output a function of the prompt alone
         self.frozen_blocks = blocks - cfg.lora_layers if cfg.lora_layers is not None else 0
@@ -166,9 +192,10 @@ class LeadRanker(nn.Module):
             top = range(self.frozen_blocks, len(decoder.layers))
             hidden = decoder.norm(run_blocks(decoder, prefix, attention_mask, position_ids, top))
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        pooled = hidden[rows, last_token_index(attention_mask)]
+        last = hidden[rows, last_token_index(attention_mask)]
+        pooled = mean_over_tokens(hidden, attention_mask) if self.pooling == "mean" else last
         return RankerOutput(pooled=pooled, heads={n: h(pooled) for n, h in self.heads.items()},
-                            lm_logits=causal_lm.get_output_embeddings()(pooled), answer_ids=self.answer_ids)
+                            lm_logits=causal_lm.get_output_embeddings()(last), answer_ids=self.answer_ids)
 
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The hidden states entering the first block with LoRA (the embeddings when every block has it)."""
