@@ -88,3 +88,25 @@ def test_the_prefix_cache_serves_a_truncated_backbone(backbone, tmp_path):
 def test_a_readout_past_the_blocks_kept_is_refused(backbone, update, match):
     with pytest.raises(ConfigError, match=match):
         LeadRanker(backbone(), TRAIN_CFG.model_copy(update=update))
+
+
+def test_the_readout_probe_reads_what_the_ranker_would_read(backbone):
+    """bench/llm_readout_probe.py chooses llm.readout_layer / llm.pooling from the states of every block:
+    each must be the state the ranker's heads read with that readout."""
+    import importlib.util
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "llm_readout_probe.py"
+    spec = importlib.util.spec_from_file_location("bench_llm_readout_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    bb = backbone()
+    ids = prompts(bb, 7)
+    states = module.layer_states(SimpleNamespace(model=LeadRanker(bb, TRAIN_CFG).eval(), backbone=bb), ids, 3)
+    assert states["last"].shape == states["mean"].shape == (BLOCKS, len(ids), bb.model.config.hidden_size)
+    for layer in (1, 3, BLOCKS):
+        for pooling in ("last", "mean"):
+            ranker = LeadRanker(backbone(), TRAIN_CFG.model_copy(update={"readout_layer": layer, "pooling": pooling}))
+            pooled = predict(ranker.eval(), ids, bb.pad_id, 4, torch.float32)["pooled"]
+            np.testing.assert_allclose(states[pooling][layer - 1], pooled, atol=1e-5)
