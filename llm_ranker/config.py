@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from leadrank_api import Params
 
@@ -96,8 +96,8 @@ class LLMParams(Params):
     """With lora_layers = k: the hidden states entering block n-k, computed once per prompt and kept on disk
     (llm_ranker.prefix_cache), in fp16 or fp32; off = the frozen blocks run in every epoch, row and pass.
     Measured on SmolLM2 (bench/README.md, row 8): 1.50x on the standard profile's five LLM rows, 1.32x on
-    one row over 2 epochs (fp16), scores within 6e-4 (fp16) or identical (fp32). Still off by default: a
-    profile that turns it on changes its LLM rows' settings, so it lands with that profile's next rerun."""
+    one row over 2 epochs (fp16), scores within 6e-4 (fp16) or identical (fp32). Off by default, on (fp16)
+    in the standard profile: a profile that turns it on changes its LLM rows' settings, so they rerun."""
     prefix_cache_gb: float = Field(default=4.0, gt=0)
     """Disk bound of the prefix cache (<data_dir>/cache/prefix, every build); least recently used go first."""
     head_hidden: int = 256
@@ -118,3 +118,9 @@ class LLMParams(Params):
     """Optimizer steps between resumable checkpoints; 0 = none."""
     tiny: TinyBackbone = TinyBackbone()
     """Shape of the tiny backbone."""
+
+    @field_validator("prefix_cache", mode="before")
+    @classmethod
+    def _bare_off(cls, value):
+        """YAML reads a bare ``off`` as false, so ``--set llm.prefix_cache=off`` arrives as False."""
+        return "off" if value is False else value

@@ -99,7 +99,9 @@ class LLMRanker:
         """The backbone as it ships, nothing trained (a learning curve's n = 0 point): LoRA starts as the
         identity, so :meth:`predict`'s ``qa`` output is the backbone's own log P(" Yes") − log P(" No") after
         the prompt. A tiny backbone is built from prompts and there are no training prompts: it is built
-        from the first split scored (its prompts, no label)."""
+        from the first split scored (its prompts, no label). ``llm.readout_layer`` does not apply: the QA rule
+        is the whole language model's answer, not an inner block's state read through its LM head."""
+        self.cfg = self.cfg.model_copy(update={"readout_layer": None})
         self._start(schema)
         if self.backbone_dir is not None or self.cfg.backbone != "tiny":
             self._load(self.backbone_dir or backbone_dir(self.cfg, self.cache_dir))

@@ -240,3 +240,15 @@ def test_scores_with_a_batch_filled_cache_equal_those_filled_one_prompt_at_a_tim
     # measured: 3e-7 on scores up to 1.0, 3e-6 on pooled states up to 2.8 (the final norm scales them up)
     for key, atol in (("pointwise", 1e-5), ("qa", 1e-5), ("pooled", 3e-5)):
         np.testing.assert_allclose(batched[key], alone[key], rtol=0, atol=atol)
+
+
+def test_a_bare_off_on_the_command_line_turns_the_cache_off():
+    """YAML reads `--set llm.prefix_cache=off` as false; the setting must still mean the cache is off."""
+    from benchmark.profile import load_profile
+    from feature_store.typed import parse
+    from llm_ranker.config import LLMParams
+
+    profile = load_profile("standard", ["llm.prefix_cache=off"])
+    assert parse(LLMParams, profile.config["llm"], section="llm").prefix_cache == "off"
+    with pytest.raises(ConfigError):
+        load_profile("standard", ["llm.prefix_cache=on"])
