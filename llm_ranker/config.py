@@ -88,6 +88,15 @@ class LLMParams(Params):
     """The heads' input: the state at the last prompt token (the paper's) or the mean over the prompt's
     tokens (every fact line contributes its own states, not only what the last token attended to).
     The QA loss always reads the last token, where the answer is predicted."""
+    head_input: Literal["raw", "standardized"] = "raw"
+    """The heads' input: the pooled state as it is (the paper's), or centred and scaled per dimension by its
+    mean and standard deviation over the training prompts, taken in one frozen pass before training. A
+    pretrained LM's states hold a few dimensions of large, nearly constant value (SmolLM2's block 11: one
+    mean near 26 beside spreads of 0.02-0.5); a head behind dropout learns around them slowly."""
+    probe_steps: int = Field(default=0, ge=0)
+    """Linear probe, then fine-tune: optimizer steps that train the heads alone on the frozen pass's pooled
+    states (batches drawn by the row's own sampler, at ``lr_heads``) before LoRA and the heads train
+    together; 0 = none (the paper's). The frozen pass is one scoring pass over the training prompts."""
     train_backbone: bool = False
     """Train every backbone weight too (embeddings and the tied LM head included), beside LoRA and the heads.
     For a random-init backbone (``tiny``), which holds no pretrained knowledge for LoRA to keep: there a

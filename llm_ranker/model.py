@@ -172,6 +172,10 @@ class LeadRanker(nn.Module):
             self.lm.get_base_model().requires_grad_(True)
         hidden = self.lm.get_base_model().config.hidden_size
         self.heads = nn.ModuleDict({n: ScalarHead(hidden, cfg.head_hidden, cfg.head_dropout) for n in head_names})
+        # the heads read (pooled - center) / scale: the identity unless llm.head_input = standardized sets them
+        # (llm_ranker.probe); buffers, not weights, kept in checkpoints with the trainable state
+        self.register_buffer("head_center", torch.zeros(hidden))
+        self.register_buffer("head_scale", torch.ones(hidden))
         self.answer_ids = backbone.answer_ids
         self.pooling = cfg.pooling
         blocks = self.lm.get_base_model().config.num_hidden_layers
@@ -194,8 +198,13 @@ class LeadRanker(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, last_token_index(attention_mask)]
         pooled = mean_over_tokens(hidden, attention_mask) if self.pooling == "mean" else last
-        return RankerOutput(pooled=pooled, heads={n: h(pooled) for n, h in self.heads.items()},
+        return RankerOutput(pooled=pooled, heads=self.read(pooled),
                             lm_logits=causal_lm.get_output_embeddings()(last), answer_ids=self.answer_ids)
+
+    def read(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every head's logit from pooled states (what :meth:`forward` does after the backbone)."""
+        x = (pooled - self.head_center.to(pooled.dtype)) / self.head_scale.to(pooled.dtype)
+        return {n: h(x) for n, h in self.heads.items()}
 
     def frozen_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The hidden states entering the first block with LoRA (the embeddings when every block has it)."""
@@ -221,5 +230,7 @@ class LeadRanker(nn.Module):
             self.lm.unmerge_adapter()
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The trainable weights (what a checkpoint needs): LoRA and heads; every weight under ``llm.train_backbone``."""
-        return {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
+        """What a checkpoint needs: the trainable weights (LoRA and heads; every weight under
+        ``llm.train_backbone``) and the heads' input standardization."""
+        return ({n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad}
+                | {n: getattr(self, n).detach().clone() for n in ("head_center", "head_scale")})

@@ -40,6 +40,7 @@ from feature_store.files import atomic_path
 from llm_ranker.config import LLMParams
 from llm_ranker.losses import LossTerm, total_loss
 from llm_ranker.model import LeadRanker
+from llm_ranker.probe import needs_frozen_pass, probe_heads
 from llm_ranker.sampler import BatchSampler, padding_share, sorted_batches
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class TrainReport:
     exposure: dict[str, float] = field(default_factory=dict)  # what the training saw (see exposure())
     head_update_norms: dict[str, float] = field(default_factory=dict)  # ||θ_end − θ_start|| per scalar head
     batch_losses: list[float] = field(default_factory=list)  # the total loss of every batch (diagnostics)
+    probe: dict = field(default_factory=dict)  # the heads' probe before the fine-tune (llm_ranker.probe)
 
     def to_dict(self) -> dict:
         return {"optimizer_steps": self.steps, "train_batches": self.batches, "train_draws": self.draws,
@@ -108,7 +110,7 @@ class TrainReport:
                 "resumed_from_batch": self.resumed_from_batch, "train_processes": self.processes,
                 "train_loss_means": {k: round(v, 5) for k, v in self.loss_means.items()},
                 "head_update_norms": {k: float(f"{v:.4g}") for k, v in self.head_update_norms.items()},
-                "train_exposure": self.exposure}
+                "train_exposure": self.exposure} | ({"head_probe": self.probe} if self.probe else {})
 
 
 def exposure(batches: list[np.ndarray], labels: np.ndarray, steps: int) -> dict[str, float]:
@@ -169,7 +171,11 @@ class Trainer:
         report = TrainReport(batches=len(batches), draws=int(sum(len(b) for b in batches)),
                              padding_share=padding_share(batches, lengths), resumed_from_batch=start,
                              processes=accelerator.num_processes,
-                             batch_losses=list(state.get("batch_losses", [])) if state else [])
+                             batch_losses=list(state.get("batch_losses", [])) if state else [],
+                             probe=dict(state.get("probe", {})) if state else {})
+        if state is None and needs_frozen_pass(cfg):
+            report.probe = probe_heads(accelerator.unwrap_model(model), ids, targets, pad_id, cfg, self.terms,
+                                       self.sampler, self.seed, self.dtype, prefixes, self.progress)
         sums = dict.fromkeys([t.name for t in self.terms], 0.0)
         heads_before = _head_vectors(accelerator.unwrap_model(model))
         model.train()
@@ -199,7 +205,7 @@ class Trainer:
                 report.steps += 1
                 if cfg.checkpoint_every and report.steps % cfg.checkpoint_every == 0 and accelerator.is_main_process:
                     self._save(accelerator.unwrap_model(model), optimizer, scheduler, i + 1,
-                               losses=report.batch_losses)
+                               losses=report.batch_losses, probe=report.probe)
         bar.close()
         report.seconds = time.perf_counter() - t0
         # steps of the whole run: those before a resume (checkpoints sit on step boundaries) + this process's
@@ -219,7 +225,7 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def _save(self, model: LeadRanker, optimizer, scheduler, consumed: int, report: TrainReport | None = None,
-              losses: list[float] = ()) -> None:
+              losses: list[float] = (), probe: dict | None = None) -> None:
         """Mid-run: what a resume needs. At the end (``report`` given): the final weights and the report."""
         if not self.checkpoint_dir:
             return
@@ -227,7 +233,7 @@ class Trainer:
         state = ({"model": model.trainable_state(), "report": asdict(report)} if report is not None else
                  {"consumed": consumed, "model": model.trainable_state(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                  "batch_losses": list(losses)})
+                  "batch_losses": list(losses), "probe": dict(probe or {})})
         with atomic_path(self.checkpoint_dir / "state.pt") as tmp:
             torch.save(state, tmp)
 

@@ -102,7 +102,7 @@ def test_train_backbone_trains_every_weight_the_tied_lm_head_included(backbone):
     assert lm.get_output_embeddings().weight is lm.get_input_embeddings().weight  # still tied
     assert lm.get_input_embeddings().weight.grad.abs().sum() > 0  # the QA loss reaches the (tied) LM head
     assert lm.get_decoder().layers[0].mlp.down_proj.base_layer.weight.grad.abs().sum() > 0
-    assert set(model.trainable_state()) == {n for n, _ in model.named_parameters()}
+    assert set(model.trainable_state()) == {n for n, _ in model.named_parameters()} | {"head_center", "head_scale"}
 
 
 def test_train_backbone_refuses_lora_in_the_top_k_only(backbone):
