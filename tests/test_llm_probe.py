@@ -93,3 +93,34 @@ def test_a_checkpoint_keeps_the_standardization_and_a_resume_does_not_probe_agai
     assert torch.equal(fresh.head_center, model.head_center) and torch.equal(fresh.head_scale, model.head_scale)
     np.testing.assert_array_equal(predict(fresh, ids, bb.pad_id, 8, torch.float32)["pointwise"],
                                   predict(model, ids, bb.pad_id, 8, torch.float32)["pointwise"])
+
+
+
+def test_the_head_input_bench_trains_the_rankers_own_head_on_the_input_it_names(backbone):
+    """bench/llm_head_input.py: each grid cell is a fresh head trained by llm_ranker.probe's loop on raw or
+    standardized states (the model's own standardization set accordingly), reproducible for a seed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "llm_head_input.py"
+    spec = importlib.util.spec_from_file_location("bench_llm_head_input", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = LeadRanker(backbone(), TRAIN_CFG)
+    hidden = model.head_center.shape[0]
+    rng = np.random.default_rng(0)
+
+    def states(n):
+        y = np.arange(n) % 2
+        x = rng.normal(0, 1.0, (n, hidden)).astype(np.float32)
+        x[:, 0] += 2.0 * y
+        x[:, 1] += 30.0
+        return torch.as_tensor(x), y
+
+    (tx, ty), (vx, vy) = states(200), states(200)
+    auc = module.head_auc(model, TRAIN_CFG, tx, ty, vx, vy, "standardized", 40, 2e-3, 0)
+    np.testing.assert_allclose(model.head_center.numpy(), tx.mean(0).numpy(), atol=1e-6)
+    assert auc > 0.7  # the informative dimension is learned (chance: 0.5)
+    assert module.head_auc(model, TRAIN_CFG, tx, ty, vx, vy, "standardized", 40, 2e-3, 0) == auc
+    module.head_auc(model, TRAIN_CFG, tx, ty, vx, vy, "raw", 40, 2e-3, 0)
+    assert torch.equal(model.head_center, torch.zeros(hidden)) and torch.equal(model.head_scale, torch.ones(hidden))
