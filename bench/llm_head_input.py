@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -30,14 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from _record import machine  # noqa: E402
+from llm_readout_probe import add_sample_args, probe_samples, write_report  # noqa: E402
 
-from benchmark.profile import load_profile  # noqa: E402
-from benchmark.runner import load_splits  # noqa: E402
-from feature_store.files import atomic_write_text  # noqa: E402
-from feature_store.typed import parse  # noqa: E402
-from llm_ranker import diagnostics  # noqa: E402
 from llm_ranker.config import LLMParams  # noqa: E402
-from llm_ranker.ranker import LLMRanker, subsample  # noqa: E402
+from llm_ranker.ranker import LLMRanker  # noqa: E402
 
 
 def frozen_states(cfg: LLMParams, profile, train, valid, seed: int):
@@ -108,24 +103,14 @@ def render(report: dict, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="standard")
-    ap.add_argument("--dataset", default="benchmark")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_sample_args(ap)
     ap.add_argument("--steps", default="125,500,2000", help="comma-separated probe steps")
     ap.add_argument("--lrs", default="0.002,0.01", help="comma-separated learning rates of the head")
     ap.add_argument("--seeds", default="0,1", help="seeds of the head's init and batches")
-    ap.add_argument("--out", default=None, help="results folder (default: results/<profile> or results)")
     a = ap.parse_args(argv)
-    profile = load_profile(a.profile, a.overrides)
-    entries = {e.name: e for e in profile.datasets}
-    if a.dataset not in entries:
-        ap.error(f"profile {a.profile} has no dataset {a.dataset!r} (it has {sorted(entries)})")
-    cfg = parse(LLMParams, profile.config["llm"], section="llm")
     steps, lrs, seeds = ([t(x) for x in s.split(",")] for t, s in ((int, a.steps), (float, a.lrs), (int, a.seeds)))
     t0 = time.perf_counter()
-    _, splits = load_splits(entries[a.dataset], profile)
-    train = subsample(splits.train, cfg.train_max_leads, 0)
-    valid = splits.valid.take(diagnostics.balanced_positions(splits.valid.y, cfg.valid_max_leads or 300, 0))
+    profile, cfg, train, valid = probe_samples(a, ap, None, 0)
     model, (train_x, valid_x) = frozen_states(cfg, profile, train, valid, 0)
     grid = []
     for head_input in ("raw", "standardized"):
@@ -142,12 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
               "stats": {"max_abs_mean": round(float(train_x.mean(0).abs().max()), 3),
                         "std_min": round(float(train_x.std(0).min()), 4), "std_max": round(float(train_x.std(0).max()), 4)},
               "grid": grid, "seconds": round(time.perf_counter() - t0, 1), "cpu": machine()["cpu"]}
-    out = Path(a.out or ("results" if profile.name == "quick" else f"results/{profile.name}")) / "ablations"
-    out.mkdir(parents=True, exist_ok=True)
     command = f".venv/bin/python bench/llm_head_input.py --profile {a.profile} --dataset {a.dataset}"
-    atomic_write_text(out / "head_input.json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(out / "head_input.md", render(report, command))
-    print(render(report, command))
+    write_report(a, profile, "head_input", report, render(report, command))
     return report
 
 

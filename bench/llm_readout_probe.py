@@ -119,26 +119,48 @@ def render(report: dict, command: str) -> str:
             f"Regenerate: `{command}` ({report['seconds']:.0f} s on {report['cpu']}).\n")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_sample_args(ap: argparse.ArgumentParser) -> None:
+    """The arguments every validation-split probe of the LLM rows takes."""
     ap.add_argument("--profile", default="standard")
     ap.add_argument("--dataset", default="benchmark")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--train-leads", type=int, default=None, help="default: llm.train_max_leads")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="results folder (default: results/<profile> or results)")
-    a = ap.parse_args(argv)
+
+
+def probe_samples(a: argparse.Namespace, ap: argparse.ArgumentParser, train_leads: int | None, seed: int,
+                  **llm_update):
+    """The profile, its ``llm`` settings (with ``llm_update``), the LLM rows' training subsample and the
+    class-balanced validation sample of their diagnostics. The test split is not read."""
     profile = load_profile(a.profile, a.overrides)
     entries = {e.name: e for e in profile.datasets}
     if a.dataset not in entries:
         ap.error(f"profile {a.profile} has no dataset {a.dataset!r} (it has {sorted(entries)})")
-    cfg = parse(LLMParams, {**profile.config["llm"], "readout_layer": None, "pooling": "last"}, section="llm")
+    cfg = parse(LLMParams, {**profile.config["llm"], **llm_update}, section="llm")
+    _, splits = load_splits(entries[a.dataset], profile)
+    train = subsample(splits.train, train_leads or cfg.train_max_leads, seed)
+    valid = splits.valid.take(diagnostics.balanced_positions(splits.valid.y, cfg.valid_max_leads or 300, seed))
+    return profile, cfg, train, valid
+
+
+def write_report(a: argparse.Namespace, profile, name: str, report: dict, text: str) -> None:
+    """``<results>/ablations/<name>.json`` and ``.md``, atomically, and the text on stdout."""
+    out = Path(a.out or ("results" if profile.name == "quick" else f"results/{profile.name}")) / "ablations"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / f"{name}.md", text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_sample_args(ap)
+    ap.add_argument("--train-leads", type=int, default=None, help="default: llm.train_max_leads")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    profile, cfg, train, valid = probe_samples(a, ap, a.train_leads, a.seed, readout_layer=None, pooling="last")
     if cfg.backbone == "tiny":
         ap.error("the tiny backbone is random-init: a probe of its untrained states says nothing (use a pretrained one)")
-    t0 = time.perf_counter()
-    _, splits = load_splits(entries[a.dataset], profile)
-    train = subsample(splits.train, a.train_leads or cfg.train_max_leads, a.seed)
-    valid = splits.valid.take(diagnostics.balanced_positions(splits.valid.y, cfg.valid_max_leads or 300, a.seed))
     ranker = LLMRanker(cfg, profile.cache_dir, a.seed, terms=[], sampler=None).zero_shot(train.schema)
     from leadrank_api import torch_threads
 
@@ -159,13 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
               "train_leads": len(train), "train_positives": int(train.y.sum()), "valid_leads": len(valid),
               "probes": probes, "choice": {"layer": best[0], "pooling": best[1], "auc": best[2], "vs_paper_readout": gain},
               "seconds": round(time.perf_counter() - t0, 1), "cpu": machine()["cpu"]}
-    out = Path(a.out or ("results" if profile.name == "quick" else f"results/{profile.name}")) / "ablations"
-    out.mkdir(parents=True, exist_ok=True)
     command = (f".venv/bin/python bench/llm_readout_probe.py --profile {a.profile} --dataset {a.dataset}"
                + (f" --train-leads {a.train_leads}" if a.train_leads else "") + f" --seed {a.seed}")
-    atomic_write_text(out / "readout_probe.json", json.dumps(report, indent=1) + "\n")
-    atomic_write_text(out / "readout_probe.md", render(report, command))
-    print(render(report, command))
+    write_report(a, profile, "readout_probe", report, render(report, command))
     return report
 
 
