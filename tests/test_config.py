@@ -163,3 +163,12 @@ def test_the_control_world_has_no_curve_and_standard_runs_the_rows_it_names_on_i
     assert {"asllr_base", "asllr_ce", "asllr_hpro", "deepfm+h_text"} <= quick_textual
     with pytest.raises(ConfigError, match="unknown method 'deepfn'"):
         runner.plan(load_profile("quick", ["datasets.textual.methods=[deepfn]"]))
+
+
+@pytest.mark.parametrize("name", ["quick", "standard"])
+def test_every_dataset_entry_of_a_shipped_profile_can_group_jobs(name):
+    """A run groups its jobs by dataset entry (a dict key), so an entry with its own methods list must hash."""
+    from benchmark import runner
+
+    plan = runner.plan(load_profile(name))
+    assert dict.fromkeys(job.entry for job in plan)
