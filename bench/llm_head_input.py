@@ -60,18 +60,15 @@ def head_auc(model, cfg: LLMParams, train_x, train_y, valid_x, valid_y, head_inp
 
     from llm_ranker.losses import LossTerm, pointwise_bce
     from llm_ranker.model import ScalarHead
-    from llm_ranker.probe import _train_heads
+    from llm_ranker.probe import standardize, train_heads
     from llm_ranker.sampler import BucketedOversampler
 
     torch.manual_seed(seed)
     model.heads["pointwise"] = ScalarHead(train_x.shape[1], cfg.head_hidden, cfg.head_dropout)
-    std = train_x.std(0)
-    standardized = head_input == "standardized"
-    model.head_center.copy_(train_x.mean(0) if standardized else torch.zeros_like(std))
-    model.head_scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)) if standardized else torch.ones_like(std))
+    standardize(model, train_x if head_input == "standardized" else None)
     run = cfg.model_copy(update={"probe_steps": steps, "lr_heads": lr})
-    _train_heads(model, train_x, {"label": train_y}, run, [LossTerm("bce", cfg.alpha, pointwise_bce)],
-                 BucketedOversampler(cfg.batch_size, cfg.pos_rate), seed)
+    train_heads(model, train_x, {"label": train_y}, run, [LossTerm("bce", cfg.alpha, pointwise_bce)],
+                BucketedOversampler(cfg.batch_size, cfg.pos_rate), seed)
     model.heads.eval()
     with torch.no_grad():
         return round(float(roc_auc_score(valid_y, model.read(valid_x)["pointwise"].numpy())), 4)

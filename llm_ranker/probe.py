@@ -45,18 +45,28 @@ def probe_heads(model: LeadRanker, ids: list[list[int]], targets: dict[str, np.n
     t0 = time.perf_counter()
     pooled = torch.as_tensor(predict(model, ids, pad_id, cfg.score_batch_size, dtype, progress,
                                      prefixes=prefixes)["pooled"])
-    if cfg.head_input == "standardized":
-        std = pooled.std(0)
-        model.head_center.copy_(pooled.mean(0))
-        model.head_scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
-    losses = _train_heads(model, pooled, targets, cfg, terms, sampler, seed) if cfg.probe_steps else []
+    standardize(model, pooled if cfg.head_input == "standardized" else None)
+    losses = train_heads(model, pooled, targets, cfg, terms, sampler, seed) if cfg.probe_steps else []
     tenth = max(1, len(losses) // 10)
     return {"head_input": cfg.head_input, "steps": len(losses), "seconds": round(time.perf_counter() - t0, 2),
             "loss_first_tenth": round(float(np.mean(losses[:tenth])), 5) if losses else None,
             "loss_last_tenth": round(float(np.mean(losses[-tenth:])), 5) if losses else None}
 
 
-def _train_heads(model: LeadRanker, pooled: torch.Tensor, targets: dict[str, np.ndarray], cfg: LLMParams,
+def standardize(model: LeadRanker, pooled: torch.Tensor | None) -> None:
+    """Set the heads' input standardization from ``pooled`` states (mean, std; a constant dimension keeps
+    scale 1), or back to the identity with None."""
+    hidden = model.head_center.shape[0]
+    if pooled is None:
+        model.head_center.zero_()
+        model.head_scale.fill_(1.0)
+        return
+    std = pooled.std(0)
+    model.head_center.copy_(pooled.mean(0))
+    model.head_scale.copy_(torch.where(std > 1e-6, std, torch.ones(hidden, dtype=std.dtype)))
+
+
+def train_heads(model: LeadRanker, pooled: torch.Tensor, targets: dict[str, np.ndarray], cfg: LLMParams,
                  terms: list[LossTerm], sampler: BatchSampler, seed: int) -> list[float]:
     """``cfg.probe_steps`` AdamW steps on the heads, batches from the row's sampler (its own generator, so
     every row of a seed draws the same probe batches and the fine-tune's batches stay as they were)."""
