@@ -214,10 +214,10 @@ class LeadRanker(nn.Module):
 
     def param_groups(self, cfg: LLMParams) -> list[dict]:
         """Differential learning rates: heads at ``lr_heads``, LoRA at ``lr_lora`` (and the backbone's own
-        weights with it under ``llm.train_backbone``)."""
-        lora = [p for p in self.lm.parameters() if p.requires_grad]
+        weights with it under ``llm.train_backbone``, a group then named "backbone")."""
+        lm = [p for p in self.lm.parameters() if p.requires_grad]
         return [{"params": list(self.heads.parameters()), "lr": cfg.lr_heads, "name": "heads"},
-                {"params": lora, "lr": cfg.lr_lora, "name": "lora"}]
+                {"params": lm, "lr": cfg.lr_lora, "name": "backbone" if cfg.train_backbone else "lora"}]
 
     @contextmanager
     def merged(self) -> Iterator["LeadRanker"]:

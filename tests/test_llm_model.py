@@ -93,6 +93,7 @@ def test_train_backbone_trains_every_weight_the_tied_lm_head_included(backbone):
     model = fresh_ranker(backbone, cfg).train()
     assert all(p.requires_grad for p in model.parameters())
     groups = {g["name"]: g for g in model.param_groups(cfg)}
+    assert set(groups) == {"heads", "backbone"}
     assert sum(p.numel() for g in groups.values() for p in g["params"]) == sum(p.numel() for p in model.parameters())
     ids, labels = toy_data(backbone, 8)
     x, mask = pad_batch(ids, backbone.pad_id)
