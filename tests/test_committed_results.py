@@ -162,14 +162,8 @@ def test_the_quick_control_passes_every_text_reader_above_the_table_only_ceiling
 # LLM results committed before `info.diagnostics` existed, each to be rerun with today's settings; the list
 # only shrinks (a rerun that records the diagnostics must leave it, and a new result must not join it).
 AWAITING_RERUN = {
-    "caravan/runs/ISLR-Caravan/asllr_base/seed0.json",
-    "caravan/runs/ISLR-Caravan/asllr_ce/seed0.json",
-    "caravan/runs/ISLR-Caravan/asllr_hpro/seed0.json",
     "standard/ablations/runs/benchmark/asllr_ce/seed0.json",
     "standard/ablations/runs/benchmark/asllr_ce_lora_all/seed0.json",
-    "standard/curves/n1000/runs/benchmark/asllr_base/seed0.json",
-    "standard/curves/n1000/runs/benchmark/asllr_ce/seed0.json",
-    "standard/curves/n1000/runs/benchmark/asllr_hpro/seed0.json",
     "standard/curves/n1000/runs/industrial/asllr_ce/seed0.json",
     "standard/curves/n1000/runs/industrial/asllr_hpro/seed0.json",
     "standard/runs/industrial/asllr_ce/seed0.json",
