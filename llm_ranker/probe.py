@@ -56,14 +56,13 @@ def probe_heads(model: LeadRanker, ids: list[list[int]], targets: dict[str, np.n
 def standardize(model: LeadRanker, pooled: torch.Tensor | None) -> None:
     """Set the heads' input standardization from ``pooled`` states (mean, std; a constant dimension keeps
     scale 1), or back to the identity with None."""
-    hidden = model.head_center.shape[0]
     if pooled is None:
         model.head_center.zero_()
         model.head_scale.fill_(1.0)
         return
     std = pooled.std(0)
     model.head_center.copy_(pooled.mean(0))
-    model.head_scale.copy_(torch.where(std > 1e-6, std, torch.ones(hidden, dtype=std.dtype)))
+    model.head_scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
 
 def train_heads(model: LeadRanker, pooled: torch.Tensor, targets: dict[str, np.ndarray], cfg: LLMParams,

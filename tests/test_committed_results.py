@@ -86,8 +86,6 @@ def test_every_committed_result_records_the_settings_todays_code_resolves_from_i
     assert stale == []
 
 
-
-
 def test_the_standard_tables_have_every_row_on_a_case_control_sample_of_500_positives():
     """The standard profile's evidence (issue 15): every job of both tables ran (none failed, none
     missing), the LLM rows trained on >= 1,000 leads, and every row was scored on the same test leads,
