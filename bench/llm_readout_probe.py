@@ -142,9 +142,14 @@ def probe_samples(a: argparse.Namespace, ap: argparse.ArgumentParser, train_lead
     return profile, cfg, train, valid
 
 
+def results_dir(a: argparse.Namespace, profile) -> Path:
+    """``--out``, or the profile's committed results folder (``results`` for quick, else ``results/<profile>``)."""
+    return Path(a.out or ("results" if profile.name == "quick" else f"results/{profile.name}"))
+
+
 def write_report(a: argparse.Namespace, profile, name: str, report: dict, text: str) -> None:
     """``<results>/ablations/<name>.json`` and ``.md``, atomically, and the text on stdout."""
-    out = Path(a.out or ("results" if profile.name == "quick" else f"results/{profile.name}")) / "ablations"
+    out = results_dir(a, profile) / "ablations"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(out / f"{name}.md", text)

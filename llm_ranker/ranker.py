@@ -102,6 +102,11 @@ class LLMRanker:
         from the first split scored (its prompts, no label). ``llm.readout_layer`` does not apply: the QA rule
         is the whole language model's answer, not an inner block's state read through its LM head."""
         self.cfg = self.cfg.model_copy(update={"readout_layer": None})
+        return self.untrained(schema)
+
+    def untrained(self, schema: Schema) -> "LLMRanker":
+        """The ranker as the fine-tune starts it (LoRA the identity, heads at their seeded draw, the configured
+        readout): :meth:`predict`'s ``pooled`` output is then the frozen state the heads would read."""
         self._start(schema)
         if self.backbone_dir is not None or self.cfg.backbone != "tiny":
             self._load(self.backbone_dir or backbone_dir(self.cfg, self.cache_dir))
