@@ -286,7 +286,7 @@ def _diagnostics_line(row: Row, r: RunRecord) -> str:
     pooled = diagnostics.pooled_within_stage_auc(d)
     facts = [f"training loss {num(tenths[0] if tenths else None, '.3f')} (first tenth) → "
              f"{num(tenths[-1] if tenths else None, '.3f')} (last)",
-             f"valid AUC {num(d['valid_auc'], '.3f')} (class-balanced sample)",
+             f"valid AUC {num(d['valid_auc'], '.3f')} ({_valid_sample(d.get('valid_leads'))})",
              f"Spearman with prompt tokens {num(d['spearman_prompt_tokens'], '+.2f')} (prompt length alone: AUC "
              f"{num(d.get('prompt_tokens_auc'), '.3f')})"]
     if d["within_stage_auc"] is not None:
@@ -294,6 +294,14 @@ def _diagnostics_line(row: Row, r: RunRecord) -> str:
     flagged = diagnostics.flags(d, auc)
     return (f"Diagnostics, {label} (seed {r.seed}): " + "; ".join(facts) + "."
             + (" **Flagged:** " + "; ".join(flagged) + " (rules: llm_ranker/diagnostics.py)." if flagged else ""))
+
+
+def _valid_sample(leads: int | None) -> str:
+    """What the validation AUC was measured on; results before ``valid_leads`` existed did not record it."""
+    if leads is None:
+        return "class-balanced sample"
+    few = f": too few to read, fewer than {diagnostics.MIN_VALID_LEADS}" if leads < diagnostics.MIN_VALID_LEADS else ""
+    return f"class-balanced sample of {leads:,} leads{few}"
 
 
 def _first(records: list[RunRecord]) -> RunRecord:

@@ -8,7 +8,9 @@ These figures show it beside the AUC:
 * ``loss_by_tenth`` — the mean training loss in each tenth of the training
   batches (10 numbers; a flat curve learned nothing);
 * ``valid_auc`` — AUC on a class-balanced sample of the validation split
-  (:func:`balanced_positions`; nothing is tuned on it);
+  (:func:`balanced_positions`; nothing is tuned on it), and ``valid_leads``, that
+  sample's size: a small learning-curve point's pro-rata validation cut may hold one
+  positive, and an AUC on two leads is 0 or 1 whatever the model learned;
 * ``spearman_prompt_tokens`` — rank correlation of the test scores with the
   prompt length in tokens (the prompt as the model read it, after trimming);
 * ``prompt_tokens_auc`` — the AUC of prompt length alone as a score, on the
@@ -42,6 +44,7 @@ TENTHS = 10
 LENGTH_RHO = 0.5  # |Spearman| with prompt tokens from which a row "follows prompt length"
 LENGTH_MARGIN = 0.02  # ... unless its AUC is this much above prompt length's own AUC
 WITHIN_STAGE_FLOOR = 0.55  # pair-weighted within-stage AUC below this: near chance inside the stages
+MIN_VALID_LEADS = 40  # a validation AUC on fewer balanced leads (20 per class) is shown as too few to read
 
 
 def loss_by_tenth(losses: Sequence[float]) -> list[float | None]:
@@ -81,11 +84,13 @@ def within_stage(y: np.ndarray, scores: np.ndarray, stage: np.ndarray,
 
 
 def describe(scores: np.ndarray, y: np.ndarray, prompt_tokens: np.ndarray, stage: np.ndarray | None,
-             stage_names: Sequence[str], losses: Sequence[float], valid_auc: float | None) -> dict[str, Any]:
-    """Every diagnostic of one LLM result (the test leads' ``scores``, labels, prompt lengths and stages)."""
+             stage_names: Sequence[str], losses: Sequence[float], valid_auc: float | None,
+             valid_leads: int | None = None) -> dict[str, Any]:
+    """Every diagnostic of one LLM result (the test leads' ``scores``, labels, prompt lengths and stages;
+    ``valid_leads``: the size of the sample ``valid_auc`` was measured on)."""
     scores, y, tokens = np.asarray(scores, np.float64), np.asarray(y), np.asarray(prompt_tokens, np.float64)
     auc, pairs = within_stage(y, scores, np.asarray(stage), stage_names) if stage is not None else (None, None)
-    return {"loss_by_tenth": loss_by_tenth(losses), "valid_auc": valid_auc,
+    return {"loss_by_tenth": loss_by_tenth(losses), "valid_auc": valid_auc, "valid_leads": valid_leads,
             "spearman_prompt_tokens": spearman(scores, tokens), "prompt_tokens_auc": _auc(y, tokens),
             "within_stage_auc": auc, "within_stage_pairs": pairs}
 

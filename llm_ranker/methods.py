@@ -132,7 +132,7 @@ class AsLLR(Method):
         if not len(train):  # a learning curve's n = 0 point: the backbone's own answer, nothing trained
             self.ranker = LLMRanker(cfg, self.ctx.cache_dir, seed, [], None, self.head_names, self.ctx.progress,
                                     backbone_dir=self.backbone_dir).zero_shot(train.schema)
-            self.valid_auc = None
+            self.valid_auc = self.valid_leads = None
             return self
         # equal exposure: the same tier-aware batches for every LLM row, whatever its loss
         self.batch_spec = PairSpec.for_batches(train, self.hpro)
@@ -141,7 +141,7 @@ class AsLLR(Method):
         self.ranker = LLMRanker(cfg, self.ctx.cache_dir, seed, self.loss_terms(), self.sampler,
                                 self.head_names, self.ctx.progress, backbone_dir=self.backbone_dir)
         self.ranker.fit(part, self.training_targets(part))
-        self.valid_auc = self._valid_auc(valid)
+        self.valid_auc, self.valid_leads = self._valid_auc(valid)
         return self
 
     @property
@@ -159,7 +159,7 @@ class AsLLR(Method):
     def diagnostics(self, test: Split, scores: np.ndarray, label: np.ndarray) -> dict[str, Any]:
         tokens = np.array([len(x) for x in self.ranker.token_ids(test)])
         return diagnostics.describe(scores, label, tokens, test.stage, test.schema.stage_order,
-                                    self.ranker.train_losses, self.valid_auc)
+                                    self.ranker.train_losses, self.valid_auc, self.valid_leads)
 
     def close(self) -> None:
         self.ranker.close()
@@ -185,13 +185,14 @@ class AsLLR(Method):
                    **spec.definitions(), **self.sampler.stats}
         return info | {"batches": batches} | self.ranker.info
 
-    def _valid_auc(self, valid: Split) -> float | None:
-        """AUC on a class-balanced sample of the validation split (a diagnostic; nothing is tuned on it)."""
+    def _valid_auc(self, valid: Split) -> tuple[float | None, int | None]:
+        """AUC on a class-balanced sample of the validation split (a diagnostic; nothing is tuned on it) and
+        the sample's size."""
         if not self.cfg.valid_max_leads or len(valid) == 0:
-            return None
+            return None, None
         from sklearn.metrics import roc_auc_score
 
         part = valid.take(diagnostics.balanced_positions(valid.y, self.cfg.valid_max_leads, self.ctx.seed))
         if len(part) == 0:  # one class only
-            return None
-        return round(float(roc_auc_score(part.y, self.score(part))), 4)
+            return None, 0
+        return round(float(roc_auc_score(part.y, self.score(part))), 4), len(part)

@@ -54,3 +54,15 @@ def test_the_validation_sample_is_class_balanced(n_pos, n_neg, cap, k):
     idx = dg.balanced_positions(y, cap, seed=0)
     assert (y[idx] == 1).sum() == (y[idx] == 0).sum() == k
     np.testing.assert_array_equal(idx, dg.balanced_positions(y, cap, seed=0))
+
+
+def test_the_validation_sample_size_is_recorded_beside_its_auc():
+    """A curve point's pro-rata validation cut can hold one positive: the AUC on its 2 balanced leads is 0 or 1,
+    so the result keeps the sample's size and the footnote says it is too few to read."""
+    from benchmark.tables import _valid_sample
+
+    d = dg.describe(np.r_[0.2, 0.8], np.r_[0, 1], np.r_[5, 9], None, STAGES, [1.0], valid_auc=1.0, valid_leads=2)
+    assert d["valid_auc"] == 1.0 and d["valid_leads"] == 2
+    assert _valid_sample(2) == f"class-balanced sample of 2 leads: too few to read, fewer than {dg.MIN_VALID_LEADS}"
+    assert _valid_sample(300) == "class-balanced sample of 300 leads"
+    assert _valid_sample(None) == "class-balanced sample"  # a result from before the key existed

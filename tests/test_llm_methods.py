@@ -137,4 +137,5 @@ def test_a_job_killed_while_scoring_does_not_train_again(tmp_path, data_dir, mon
     assert len(diag["loss_by_tenth"]) == 10 and len(tenths) == min(10, fresh.info["train_batches"])
     assert kept_diag["loss_by_tenth"] == pytest.approx(diag["loss_by_tenth"], abs=1e-3)
     assert 0 <= diag["valid_auc"] <= 1 and -1 <= diag["spearman_prompt_tokens"] <= 1
+    assert diag["valid_leads"] > 0 and diag["valid_leads"] % 2 == 0  # the balanced sample it was measured on
     assert set(diag["within_stage_auc"]) <= {"new", "contacted", "visited", "test_drive"}
