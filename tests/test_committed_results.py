@@ -162,8 +162,6 @@ def test_the_quick_control_passes_every_text_reader_above_the_table_only_ceiling
 AWAITING_RERUN = {
     "standard/ablations/runs/benchmark/asllr_ce/seed0.json",
     "standard/ablations/runs/benchmark/asllr_ce_lora_all/seed0.json",
-    "standard/curves/n1000/runs/industrial/asllr_ce/seed0.json",
-    "standard/curves/n1000/runs/industrial/asllr_hpro/seed0.json",
 }
 DIAGNOSTICS = ("loss_by_tenth", "valid_auc", "spearman_prompt_tokens", "within_stage_auc")  # the four
 
