@@ -157,19 +157,13 @@ def test_the_quick_control_passes_every_text_reader_above_the_table_only_ceiling
             assert sum(values) / 3 < ceiling, (m, values, ceiling)
 
 
-# LLM results committed before `info.diagnostics` existed, each to be rerun with today's settings; the list
-# only shrinks (a rerun that records the diagnostics must leave it, and a new result must not join it).
-AWAITING_RERUN = {
-    "standard/ablations/runs/benchmark/asllr_ce/seed0.json",
-    "standard/ablations/runs/benchmark/asllr_ce_lora_all/seed0.json",
-}
 DIAGNOSTICS = ("loss_by_tenth", "valid_auc", "spearman_prompt_tokens", "within_stage_auc")  # the issue's four
 
 
 def test_every_committed_llm_result_records_what_it_learned():
     """Issue 25: every LLM result that ran carries ``info.diagnostics`` (training loss by tenth, validation
     AUC, Spearman with prompt length, within-stage AUC), so a reader can tell a ranker from a length
-    counter; results still awaiting their rerun are listed above, by path."""
+    counter."""
     missing = set()
     for path in sorted(RESULTS.glob("**/runs/*/*/seed*.json")):
         record = results.read_run(path)
@@ -177,5 +171,4 @@ def test_every_committed_llm_result_records_what_it_learned():
             continue
         if not set(DIAGNOSTICS) <= set(record.info.get("diagnostics") or {}):
             missing.add(str(path.relative_to(RESULTS)))
-    assert missing - AWAITING_RERUN == set(), "an LLM result without diagnostics"
-    assert AWAITING_RERUN - missing == set(), "rerun with diagnostics: drop it from AWAITING_RERUN"
+    assert missing == set(), "LLM results without diagnostics: rerun them"
