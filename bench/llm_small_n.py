@@ -31,10 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _record import machine  # noqa: E402
-from llm_readout_probe import add_sample_args, results_dir, write_report  # noqa: E402
+from llm_readout_probe import add_sample_args, paired_gain, results_dir, write_report  # noqa: E402
 
 from benchmark.curves import point_dir  # noqa: E402
-from benchmark.metrics import bootstrap  # noqa: E402
 from benchmark.profile import load_profile  # noqa: E402
 from benchmark.results import json_path, read_run, read_scores  # noqa: E402
 from benchmark.runner import ids_sha256, load_splits  # noqa: E402
@@ -98,12 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
     frames = {m: read_scores(point, r).set_index("lead_id").loc[splits.test.ids] for m, r in records.items()}
     y = frames["logreg"]["label"].to_numpy()
     scores = {m: f["score"].to_numpy() for m, f in frames.items()}
-    auc = bootstrap(y, [cand, *scores.values()], keys=("auc",))["auc"]
     versus = {}
-    for i, m in enumerate(scores, start=1):
-        diff = auc[0] - auc[i]
-        versus[m] = {"auc": round(records[m].estimate("auc").value, 4), "delta": round(float(diff.mean()), 4),
-                     "ci": [round(float(q), 4) for q in np.percentile(diff, [2.5, 97.5])]}
+    for m, s in scores.items():
+        gain = paired_gain(y, cand, s)  # candidate − row, the same resamples for every row
+        versus[m] = {"auc": round(records[m].estimate("auc").value, 4), "delta": gain["gain"], "ci": gain["ci"]}
     from sklearn.metrics import roc_auc_score
 
     report = {"backbone": cfg.backbone, "dataset": a.dataset, "profile": profile.name, "seed": a.seed,
