@@ -11,13 +11,15 @@ Measures, in one process and one precision:
   (``llm.lora_layers``; default k = a quarter of the blocks, rounded up), on
   the same prompts in the same batches, epochs in alternation, and their
   ratio (goal: >= 2);
-* achieved FLOP/s — 2 x (non-embedding parameters) x (real tokens) for a
-  forward; for training, that plus the input-gradient backward through the
+* achieved FLOP/s — 2 x (non-embedding parameters of the blocks that run:
+  ``llm.readout_layer`` drops the ones above) x (real tokens) for a forward; for training, that plus the input-gradient backward through the
   blocks that carry LoRA (all of them: 4 x; with ``llm.lora_layers = k`` only
   k of n) and, under ``llm.train_backbone``, the weight gradients
   (:func:`train_flops`) — as a ratio to a plain ``torch.matmul`` of
   the model's own linear shapes, same dtype, same threads, measured in the
-  same run. Attention FLOPs are not counted, so the ratio is conservative.
+  same run. Attention FLOPs are not counted, so the ratio is conservative;
+* where a training epoch spends its time (:func:`time_shares`): the backbone's
+  matmuls, LoRA's, dropout's random masks, attention and the rest.
 
 The report is printed (indented) and, unless ``--no-record``, also recorded as one
 JSON line with machine info in ``results/bench/llm_throughput.jsonl`` (``bench/_record.py``).
@@ -134,6 +136,40 @@ def time_training(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, p
     return report.seconds, int(sum(len(x) for x in ids))
 
 
+def running_params(model: LeadRanker) -> int:
+    """The backbone weights a forward multiplies by: its blocks as the ranker runs them (the blocks above
+    ``llm.readout_layer`` are dropped) and the final norm; not the embeddings, the LM head (applied to
+    one position) or LoRA's own matrices."""
+    return sum(p.numel() for n, p in model.lm.get_base_model().named_parameters()
+               if not any(k in n for k in ("embed", "lm_head", "lora_")))
+
+
+def time_shares(model: LeadRanker, ids: list[list[int]], labels: np.ndarray, pad_id: int, cfg: LLMParams,
+                dtype) -> dict[str, float]:
+    """Where an epoch of training spends its time, from torch's profiler (self time of each operator on
+    the calling thread, so shares of the profiled time, profiler overhead included): matmuls by the
+    backbone's weights, LoRA's skinny matmuls (a dimension equal to ``llm.lora_rank``), the random masks
+    of dropout, attention, and everything else (elementwise ops, norms, the optimizer, Python)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        time_training(model, ids, labels, pad_id, cfg, dtype, warm_up=False)
+    seconds = dict.fromkeys(("matmul", "lora_matmul", "dropout_rng", "attention", "other"), 0.0)
+    for e in prof.key_averages(group_by_input_shape=True):
+        if e.key in ("aten::mm", "aten::addmm", "aten::bmm"):
+            dims = {d for shape in e.input_shapes for d in shape}
+            part = "lora_matmul" if cfg.lora_rank in dims else "matmul"
+        elif e.key in ("aten::bernoulli_", "aten::bernoulli"):
+            part = "dropout_rng"
+        elif "scaled_dot_product" in e.key:
+            part = "attention"
+        else:
+            part = "other"
+        seconds[part] += e.self_cpu_time_total / 1e6
+    total = sum(seconds.values())
+    return {k: round(v / total, 3) for k, v in seconds.items()}
+
+
 def train_flops(params: int, tokens: int, model: LeadRanker, cfg: LLMParams) -> float:
     """Matmul FLOPs of one training pass: the forward (2 x params x tokens), the input-gradient backward
     through the blocks above the frozen ones (2 x their share), and under ``llm.train_backbone`` the
@@ -203,9 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
         report["prompt_tokens"] = {"mean": round(float(lengths.mean()), 1), "p50": int(np.median(lengths)),
                                    "max": int(lengths.max())}
         report["padding_share"] = padding_shares(lengths, labels, cfg)
-        params = sum(p.numel() for n, p in backbone.model.named_parameters() if "embed" not in n and "lm_head" not in n)
-        report["non_embedding_params"] = params
         model = LeadRanker(backbone, cfg).to(device)
+        params = report["non_embedding_params"] = running_params(model)
         if a.compile:
             causal_lm = model.lm.get_base_model()
             causal_lm.model = torch.compile(causal_lm.model, dynamic=True)
@@ -216,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
         score_s, score_tokens = time_scoring(model, ids[:a.score_leads], backbone.pad_id, cfg, dtype)
         train_s, train_tokens = time_training(model, ids[:a.train_leads], labels[:a.train_leads], backbone.pad_id,
                                               cfg, dtype)
+        report["train_time_shares"] = time_shares(model, ids[:a.train_leads], labels[:a.train_leads],
+                                                  backbone.pad_id, cfg, dtype)
         blocks = backbone.model.config.num_hidden_layers
         k = a.lora_layers if a.lora_layers is not None else math.ceil(blocks / 4)
         lora_layers = {"blocks": blocks} | time_lora_layers(
