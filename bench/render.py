@@ -8,8 +8,9 @@ Benches or variants without a line show "not yet measured".
     .venv/bin/python bench/render.py           # rewrite the table between the markers in bench/README.md
     .venv/bin/python bench/render.py --check   # exit 1 if bench/README.md differs from what the jsonl files give
 
-``results/bench/quick_profile.jsonl`` (written by ``bench/quick_profile.py``;
-render.py never runs it) holds one object per line::
+``results/bench/quick_profile.jsonl`` (written by ``bench/profile_timing.py``;
+render.py never runs it; ``standard_profile.jsonl`` alike, for ``--profile standard``) holds one object
+per line::
 
     {"bench": "quick_profile", "time": ..., "commit": ..., "machine": {...},   # as _record.record writes
      "total_s": 1034.0,                    # wall seconds of ./run_all.sh (quick profile), end to end
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +44,7 @@ NOT_YET = "not yet measured"
 BIG = 6_140_000
 COPY_MODELS = ("deepfm", "xdeepfm")  # the models that read the encoded arrays as they are
 HALF_BOX_MB = 12_288  # load + split + encode must leave half of a 24 GB box to the fits
+TRAIN_GEMM_GOAL = 0.5  # LLM training FLOP/s over plain matmuls of the same shapes (issue 28)
 AUC_TOL = 1e-3  # the cache may move an AUC by at most this much (fp16 storage)
 QUICK_PHASES = ("generate", "h_text_embedding", "llm_jobs", "other_jobs")
 
@@ -199,13 +202,27 @@ def llm_rows(lines: list[dict]) -> list[Row]:
                      f"{s['leads_per_s']:,.1f} / {t['leads_per_s']:,.1f}", "– (context)", "–",
                      _ctx(x, f"{s['tokens_per_s']:,.0f} / {t['tokens_per_s']:,.0f} tokens/s, "
                              f"{x['threads']} thread(s), prompts {x['prompt_tokens']['mean']:.0f} tokens mean")))
+        # issue 28's goal is SmolLM2's training (the tiny backbone's matrices are too small to mean anything)
+        goal = TRAIN_GEMM_GOAL if profile == "standard" else None
         rows.append(("LLM", f"{profile} profile: achieved FLOP/s / plain matmul (score, train; same run)",
-                     f"{s['ratio_to_gemm']:.3f}, {t['ratio_to_gemm']:.3f}", "– (context)", "–",
+                     f"{s['ratio_to_gemm']:.3f}, {t['ratio_to_gemm']:.3f}",
+                     f"train ≥ {goal:g}" if goal else "– (context)",
+                     _holds(t["ratio_to_gemm"], goal, at_most=False) if goal else "–",
                      _ctx(x, f"padding share: train random {x['padding_share']['train_random']:.2f}, "
                              f"bucketed {x['padding_share']['train_bucketed']:.2f}, "
-                             f"score sorted {x['padding_share']['score_sorted']:.2f}")))
+                             f"score sorted {x['padding_share']['score_sorted']:.2f}" + time_shares(x))))
         rows.append(lora_layers_row(x))
     return rows
+
+
+def time_shares(x: dict) -> str:
+    """Where a training epoch spent its (profiled) time, when the line says."""
+    shares = x.get("train_time_shares")
+    if not shares:
+        return ""
+    names = {"matmul": "backbone matmuls", "lora_matmul": "LoRA matmuls", "dropout_rng": "dropout masks",
+             "attention": "attention", "other": "other ops"}
+    return "; training time: " + ", ".join(f"{names[k]} {v:.0%}" for k, v in shares.items())
 
 
 def lora_layers_row(x: dict) -> Row:
@@ -215,9 +232,12 @@ def lora_layers_row(x: dict) -> Row:
         why = "the tiny backbone has 2 blocks (a quarter of them is no block); the goal is SmolLM2's" \
             if x["profile"] == "quick" else ""
         return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up", NOT_YET, "≥ 2", "–", why)
-    g = ll["goals"]["speedup"]
+    # the goal is for LoRA in a quarter of the blocks (the bench's default k); the standard profile's 8 of 11
+    # leaves 3 frozen blocks, and its speed-up is context
+    g = ll["goals"]["speedup"] if ll["k"] <= math.ceil(ll["blocks"] / 4) else None
     return ("LLM", f"{x['profile']} profile: top-k LoRA training speed-up (k = {ll['k']} of {ll['blocks']} blocks; "
-            "same run)", f"{ll['speedup']:.2f}", f"≥ {g:g}", _holds(ll["speedup"], g, at_most=False),
+            "same run)", f"{ll['speedup']:.2f}", f"≥ {g:g}" if g else "– (context: goal for k ≤ a quarter)",
+            _holds(ll["speedup"], g, at_most=False) if g else "–",
             _ctx(x, f"{ll['top_k_leads_per_s']:,.2f} vs {ll['every_leads_per_s']:,.2f} training leads/s "
                     f"over {ll['leads']} leads, fastest of {len(ll['epoch_s']['every'])} alternating epochs each"))
 
@@ -241,6 +261,19 @@ def quick_profile_rows(lines: list[dict]) -> list[Row]:
         rows.append(("quick profile", f"./run_all.sh end to end ({what}{fresh})", f"{x['total_s']:.0f} s",
                      f"≤ {g} s", _holds(x["total_s"], g), _ctx(x, phases)))
     return rows
+
+
+def standard_profile_rows(lines: list[dict]) -> list[Row]:
+    """The standard profile in one command (one job at a time on 2 cores: its fits use both)."""
+    x = latest(lines)
+    what = "./run_all.sh --profile standard end to end"
+    if x is None:
+        return [("standard profile", what, NOT_YET, "≤ 7200 s", "–",
+                 "the job timings of the committed standard results sum to 2.5 h (quiet box) to 4 h (shared)")]
+    g, ph = x["goals"]["total_s"], x["phases_s"]
+    return [("standard profile", f"{what} ({x['jobs']} job(s) at a time)", f"{x['total_s']:.0f} s", f"≤ {g} s",
+             _holds(x["total_s"], g), _ctx(x, x["machine"].get("cpu", "?"),
+                                           ", ".join(f"{k} {ph[k]:.0f} s" for k in QUICK_PHASES if k in ph)))]
 
 
 def h_text_rows(lines: list[dict]) -> list[Row]:
@@ -312,7 +345,7 @@ def llm_cache_rows(lines: list[dict]) -> list[Row]:
 SECTIONS: tuple[tuple[str, Callable[[list[dict]], list[Row]]], ...] = (
     ("generate", generate_rows), ("feature_store", feature_store_rows), ("metrics", metrics_rows),
     ("ctr_overhead", ctr_rows), ("llm_throughput", llm_rows), ("quick_profile", quick_profile_rows),
-    ("h_text_providers", h_text_rows), ("llm_cache", llm_cache_rows))
+    ("h_text_providers", h_text_rows), ("llm_cache", llm_cache_rows), ("standard_profile", standard_profile_rows))
 
 
 def table(results: Path = RESULTS) -> str:

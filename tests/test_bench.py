@@ -71,6 +71,20 @@ def test_quick_profile_row_comes_from_its_jsonl(render, tmp_path):
     assert render.main(["--readme", str(readme), "--results", str(empty), "--check"]) == 0
 
 
+def test_the_standard_profile_row_comes_from_its_own_jsonl(render, tmp_path):
+    [row] = _rows(render.table(tmp_path), "standard profile")
+    assert render.NOT_YET in row and "≤ 7200 s" in row
+    (tmp_path / "standard_profile.jsonl").write_text(
+        _line("standard_profile", total_s=9100.0, jobs=1, goals={"total_s": 7200},
+              phases_s={"generate": 60.0, "h_text_embedding": 70.0, "llm_jobs": 8000.0, "other_jobs": 900.0}) + "\n")
+    (tmp_path / "quick_profile.jsonl").write_text(
+        _line("quick_profile", total_s=500.0, jobs=2, goals={"total_s": 600}, phases_s={}) + "\n")
+    [row] = _rows(render.table(tmp_path), "standard profile")
+    assert "9100 s" in row and "| **no** " in row and "test cpu" in row and "llm_jobs 8000 s" in row
+    [quick] = _rows(render.table(tmp_path), "quick profile")
+    assert "500 s" in quick  # each profile's row reads its own file
+
+
 def test_a_missed_goal_is_marked(render, tmp_path):
     (tmp_path / "metrics.jsonl").write_text(_line(
         "metrics", leads=2_000_000, resamples=1000, ratio=250.0, bootstrap_s=100.0, roc_auc_s=0.4,
@@ -186,3 +200,24 @@ def test_training_flops_count_the_backward_only_where_it_runs():
     assert module.train_flops(10, 3, model(0), lora_only) == 4 * 10 * 3
     assert module.train_flops(10, 3, model(22), lora_only) == pytest.approx(2 * 10 * 3 * (1 + 8 / 30))
     assert module.train_flops(10, 3, model(0), SimpleNamespace(train_backbone=True)) == 6 * 10 * 3
+
+
+def test_the_standard_training_rate_is_held_against_half_of_matmul(render, tmp_path):
+    def line(train_ratio, k):
+        rate = {"leads_per_s": 1.0, "tokens_per_s": 300.0}
+        return _line("llm_throughput", profile="standard", backbone="smollm2-135m", dtype="float32", threads=2,
+                     prompt_tokens={"mean": 294}, padding_share={"train_random": 0.2, "train_bucketed": 0.0,
+                                                                 "score_sorted": 0.0},
+                     score={**rate, "ratio_to_gemm": 0.6}, train={**rate, "ratio_to_gemm": train_ratio},
+                     train_time_shares={"matmul": 0.5, "lora_matmul": 0.1, "dropout_rng": 0.1, "attention": 0.1,
+                                        "other": 0.2},
+                     lora_layers={"blocks": 11, "k": k, "leads": 64, "epoch_s": {"every": [2.0], "top_k": [1.0]},
+                                  "every_leads_per_s": 0.5, "top_k_leads_per_s": 1.0, "speedup": 1.25,
+                                  "goals": {"speedup": 2.0}})
+    for ratio, k, holds in ((0.406, 8, "| **no** "), (0.55, 3, "| yes ")):
+        (tmp_path / "llm_throughput.jsonl").write_text(line(ratio, k) + "\n")
+        rows = [r for r in _rows(render.table(tmp_path), "LLM") if "standard profile" in r]
+        flops, topk = rows[1], rows[2]
+        assert "train ≥ 0.5" in flops and holds in flops and "dropout masks 10%" in flops
+        # the top-k goal (≥ 2) is for LoRA in a quarter of the blocks; 8 of 11 is context
+        assert ("≥ 2" in topk) == (k == 3) and ("| **no** " in topk) == (k == 3)
