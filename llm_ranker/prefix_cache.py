@@ -55,6 +55,15 @@ files of one job's run.
 
 **Resumable.** One file per prompt, written atomically: a killed run keeps
 every prefix written before the kill, and the rerun reads them.
+
+**The frozen readout.** Before its fine-tune a row scores its training prompts
+with the model as built (``llm.head_input``, ``llm.probe_steps``:
+:mod:`llm_ranker.probe`). LoRA is then the identity (its B matrices are zero),
+so what it reads is a function of the backbone, the prompts and the scoring
+batches alone — the same for every row of a table, which trains on one
+subsample. :meth:`PrefixCache.frozen_readout` keeps it (fp32, one file per
+prompt list, under the same folder and bound), so the first row computes it and
+the others read the numbers it computed, bit for bit.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -91,6 +101,8 @@ class CacheStats:
     skipped: int = 0  # computed but not written: the bound was full of this run's own prefixes
     evicted: int = 0  # files of other runs deleted to stay within the bound
     written_mb: float = 0.0
+    readout_hits: int = 0  # frozen readouts of a prompt list read (frozen_readout)
+    readout_misses: int = 0  # ... computed
 
 
 class PrefixCache:
@@ -145,6 +157,24 @@ class PrefixCache:
             self.stats.hits += 1
         return torch.from_numpy(states.astype(np.float32))
 
+    def frozen_readout(self, ids: list[list[int]], batch_size: int,
+                       compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """The pooled states of the model as built over the prompts ``ids``, scored in batches of
+        ``batch_size``: read if a row with the same backbone, readout, prompts and batches computed them
+        (``compute()``, (len(ids), hidden) float32) before, else computed and written. A model whose LoRA
+        is no longer the identity (trained) reads nothing and writes nothing."""
+        if any(bool(p.detach().any()) for n, p in self.model.named_parameters() if "lora_B" in n):
+            return compute()
+        path = self.folder / "readout" / f"{self._readout_digest(ids, batch_size)}.npy"
+        states = self._read(path, len(ids))
+        if states is not None:
+            self.stats.readout_hits += 1
+            return np.array(states, dtype=np.float32)
+        self.stats.readout_misses += 1
+        states = np.asarray(compute(), dtype=np.float32)
+        self._write(path, states)
+        return states
+
     def describe(self) -> dict:
         """The figures a result records: what was read and computed, and the folder's size and bound."""
         self._scan()
@@ -156,6 +186,22 @@ class PrefixCache:
     def _path(self, ids: list[int]) -> Path:
         name = _digest(ids)
         return self.folder / name[:2] / f"{name}.npy"
+
+    def _readout_digest(self, ids: list[list[int]], batch_size: int) -> str:
+        """Everything a frozen readout depends on beyond the prefixes (this cache's key): the weights above
+        the split and the final norm, the pooling, the batch size and every prompt in order."""
+        causal_lm = self.model.lm.get_base_model()
+        decoder = causal_lm.get_decoder()
+        h = hashlib.sha256(f"{self.key}|{self.model.pooling}|{batch_size}|{len(ids)}".encode())
+        top = [*decoder.layers[self.model.frozen_blocks:], decoder.norm]
+        for i, module in enumerate(top):
+            for name, tensor in sorted(module.state_dict().items()):
+                if "lora_" not in name:  # the adapters are the identity here (checked by the caller)
+                    h.update(f"{i}.{name}".encode())
+                    h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        for x in ids:
+            h.update(np.asarray(x, dtype=np.int64).tobytes() + b"|")
+        return h.hexdigest()[:32]
 
     def _compute(self, ids: list[list[int]]) -> list[np.ndarray]:
         """The prefixes of a batch of prompts, each cut to its own tokens, in the store's precision (fp32 for

@@ -42,9 +42,12 @@ def probe_heads(model: LeadRanker, ids: list[list[int]], targets: dict[str, np.n
     term on them (L_CE) is constant, carries no gradient, and is left out of the probe's loss."""
     from llm_ranker.trainer import predict
 
-    t0 = time.perf_counter()
-    pooled = torch.as_tensor(predict(model, ids, pad_id, cfg.score_batch_size, dtype, progress,
-                                     prefixes=prefixes)["pooled"])
+    def frozen_pass() -> np.ndarray:
+        return predict(model, ids, pad_id, cfg.score_batch_size, dtype, progress, prefixes=prefixes)["pooled"]
+
+    t0 = time.perf_counter()  # every row of a table reads the same frozen pass: with a cache, computed once
+    pooled = torch.as_tensor(frozen_pass() if prefixes is None else
+                             prefixes.frozen_readout(ids, cfg.score_batch_size, frozen_pass))
     standardize(model, pooled if cfg.head_input == "standardized" else None)
     losses = train_heads(model, pooled, targets, cfg, terms, sampler, seed) if cfg.probe_steps else []
     tenth = max(1, len(losses) // 10)

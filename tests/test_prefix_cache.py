@@ -252,3 +252,35 @@ def test_a_bare_off_on_the_command_line_turns_the_cache_off():
     assert parse(LLMParams, profile.config["llm"], section="llm").prefix_cache == "off"
     with pytest.raises(ConfigError):
         load_profile("standard", ["llm.prefix_cache=on"])
+
+
+def test_rows_of_a_table_share_the_frozen_readout_bit_for_bit(backbone, tmp_path):
+    """The probe's frozen pass over the training prompts is computed by the first row and read by the next
+    (another method: HPRO's two heads), which then trains and scores exactly as it would have alone; other
+    batches or prompts are another readout, and a trained model reads none."""
+    cfg = TOP1.model_copy(update={"head_input": "standardized", "probe_steps": 5})
+
+    def row(cache_dir, heads=("pointwise",), run_cfg=cfg, n=LEADS):
+        bb = backbone()
+        ids, labels = toy(bb, varied=True)
+        torch.manual_seed(0)
+        model = LeadRanker(bb, run_cfg, head_names=heads)
+        cache = open_cache(model, run_cfg, cache_dir, "toy", torch.float32)
+        Trainer(run_cfg, TERMS, BucketedOversampler(8, 0.5), seed=0).fit(model, ids[:n], {"label": labels[:n]},
+                                                                         bb.pad_id, cache)
+        return model, cache, predict(model, ids, bb.pad_id, 8, torch.float32, prefixes=cache)
+
+    first, cache1, _ = row(tmp_path)
+    assert (cache1.stats.readout_hits, cache1.stats.readout_misses) == (0, 1)
+    hpro, cache2, scores = row(tmp_path, heads=("pointwise", "pairwise"))
+    assert (cache2.stats.readout_hits, cache2.stats.readout_misses) == (1, 0)
+    assert torch.equal(hpro.head_center, first.head_center) and torch.equal(hpro.head_scale, first.head_scale)
+    alone, _, alone_scores = row(tmp_path / "alone", heads=("pointwise", "pairwise"))  # no readout to read
+    assert torch.equal(hpro.head_center, alone.head_center)
+    for key in ("pointwise", "pairwise", "qa"):
+        np.testing.assert_array_equal(scores[key], alone_scores[key])
+    assert row(tmp_path, run_cfg=cfg.model_copy(update={"score_batch_size": 4}))[1].stats.readout_misses == 1
+    assert row(tmp_path, n=LEADS - 2)[1].stats.readout_misses == 1  # other prompts
+    hits = cache2.stats.readout_hits
+    cache2.frozen_readout([[1, 2, 3]], 8, lambda: np.zeros((1, cache2.hidden), np.float32))  # trained: not read
+    assert cache2.stats.readout_hits == hits and cache2.stats.readout_misses == 0
