@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_scripts import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def render():
-    spec = importlib.util.spec_from_file_location("bench_render", ROOT / "bench" / "render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("render")
 
 
 def test_readme_table_matches_the_jsonl_files(render):
@@ -145,9 +142,7 @@ def test_the_committed_lora_layers_report_is_what_its_runs_say(monkeypatch):
     from benchmark.results import all_runs
 
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location("bench_lora_layers_auc", ROOT / "bench" / "lora_layers_auc.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("lora_layers_auc")
     out = ROOT / "results" / "standard" / "ablations"
     runs = {r.method: r for r in all_runs(out) if r.seed == 0 and r.status == "ok"}
     text = module.report(out, runs[module.TOP_K], runs[module.ALL_BLOCKS], load_profile("standard").eval.bootstrap,
@@ -187,9 +182,7 @@ def test_training_flops_count_the_backward_only_where_it_runs():
     runs the input-gradient backward through k of n blocks only; a trained backbone adds its weight gradients."""
     from types import SimpleNamespace
 
-    spec = importlib.util.spec_from_file_location("bench_llm_throughput", ROOT / "bench" / "llm_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("llm_throughput")
 
     def model(frozen):
         config = SimpleNamespace(num_hidden_layers=30)

@@ -5,6 +5,7 @@ QA loss left out of the probe, the default untouched, and the standardization ke
 import numpy as np
 import pytest
 import torch
+from bench_scripts import load_bench
 from llm_fixtures import HOT, TERMS, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 from sklearn.metrics import roc_auc_score
 
@@ -95,17 +96,10 @@ def test_a_checkpoint_keeps_the_standardization_and_a_resume_does_not_probe_agai
                                   predict(model, ids, bb.pad_id, 8, torch.float32)["pointwise"])
 
 
-
 def test_the_head_input_bench_trains_the_rankers_own_head_on_the_input_it_names(backbone):
     """bench/llm_head_input.py: each grid cell is a fresh head trained by llm_ranker.probe's loop on raw or
     standardized states (the model's own standardization set accordingly), reproducible for a seed."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "bench" / "llm_head_input.py"
-    spec = importlib.util.spec_from_file_location("bench_llm_head_input", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("llm_head_input")
     model = LeadRanker(backbone(), TRAIN_CFG)
     hidden = model.head_center.shape[0]
     rng = np.random.default_rng(0)

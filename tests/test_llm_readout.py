@@ -5,6 +5,7 @@ QA path on the last token, the cache serving a truncated backbone, and bad setti
 import numpy as np
 import pytest
 import torch
+from bench_scripts import load_bench
 from llm_fixtures import HOT, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 
 from feature_store.errors import ConfigError
@@ -93,14 +94,9 @@ def test_a_readout_past_the_blocks_kept_is_refused(backbone, update, match):
 def test_the_readout_probe_reads_what_the_ranker_would_read(backbone):
     """bench/llm_readout_probe.py chooses llm.readout_layer / llm.pooling from the states of every block:
     each must be the state the ranker's heads read with that readout."""
-    import importlib.util
-    from pathlib import Path
     from types import SimpleNamespace
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "llm_readout_probe.py"
-    spec = importlib.util.spec_from_file_location("bench_llm_readout_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("llm_readout_probe")
     bb = backbone()
     ids = prompts(bb, 7)
     states = module.layer_states(SimpleNamespace(model=LeadRanker(bb, TRAIN_CFG).eval(), backbone=bb), ids, 3)

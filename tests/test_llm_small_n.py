@@ -1,11 +1,9 @@
 """bench/llm_small_n.py's candidate: the frozen state the fine-tune's heads would read (``LLMRanker.untrained``),
 probed by a logistic regression whose C is chosen by cross-validation on the training leads alone."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import torch
+from bench_scripts import load_bench
 from llm_fixtures import make_split
 
 from llm_ranker.backbones import backbone_dir
@@ -21,11 +19,7 @@ TEXTS = ["Customer: I already paid a deposit to another brand.",
 
 
 def _bench():
-    path = Path(__file__).resolve().parent.parent / "bench" / "llm_small_n.py"
-    spec = importlib.util.spec_from_file_location("bench_llm_small_n", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("llm_small_n")
 
 
 def test_untrained_pools_the_configured_readout_by_hand(tmp_path):

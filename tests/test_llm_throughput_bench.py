@@ -3,25 +3,18 @@ where a training epoch spends its time."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from bench_scripts import load_bench
 from llm_fixtures import HOT, TRAIN_CFG, backbone_dir, one_thread, tiny_backbone  # noqa: F401 (fixtures)
 
 from llm_ranker.model import LeadRanker
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_llm_throughput", ROOT / "bench" / "llm_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("llm_throughput")
 
 
 def corpus():
