@@ -193,12 +193,7 @@ class PrefixCache:
         causal_lm = self.model.lm.get_base_model()
         decoder = causal_lm.get_decoder()
         h = hashlib.sha256(f"{self.key}|{self.model.pooling}|{batch_size}|{len(ids)}".encode())
-        top = [*decoder.layers[self.model.frozen_blocks:], decoder.norm]
-        for i, module in enumerate(top):
-            for name, tensor in sorted(module.state_dict().items()):
-                if "lora_" not in name:  # the adapters are the identity here (checked by the caller)
-                    h.update(f"{i}.{name}".encode())
-                    h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        _hash_weights(h, [*decoder.layers[self.model.frozen_blocks:], decoder.norm])
         for x in ids:
             h.update(np.asarray(x, dtype=np.int64).tobytes() + b"|")
         return h.hexdigest()[:32]
@@ -282,12 +277,18 @@ def build_key(model: LeadRanker, build: str, store: str, compute_dtype: torch.dt
         "build": build, "architecture": type(causal_lm).__name__, "config": causal_lm.config.to_dict(),
         "frozen_blocks": model.frozen_blocks, "store": store, "compute_dtype": str(compute_dtype),
         "torch": torch.__version__, "transformers": version("transformers")}, sort_keys=True, default=str).encode())
-    frozen = [decoder.get_input_embeddings(), *decoder.layers[:model.frozen_blocks]]
-    for i, module in enumerate(frozen):
-        for name, tensor in sorted(module.state_dict().items()):
-            h.update(f"{i}.{name}".encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+    _hash_weights(h, [decoder.get_input_embeddings(), *decoder.layers[:model.frozen_blocks]])
     return h.hexdigest()
+
+
+def _hash_weights(h, modules: list[nn.Module]) -> None:
+    """Feed the modules' backbone weights, by name, into the digest ``h``; LoRA's are left out (none sits
+    below the split, and above it a frozen readout is read only while they are the identity)."""
+    for i, module in enumerate(modules):
+        for name, tensor in sorted(module.state_dict().items()):
+            if "lora_" not in name:
+                h.update(f"{i}.{name}".encode())
+                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
 
 
 def check_frozen(model: LeadRanker, build: str) -> None:
