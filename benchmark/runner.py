@@ -402,7 +402,7 @@ def run(profile: Profile, out: Path, methods: list[str] | None = None, seeds: li
             from joblib import Parallel, delayed
 
             warm = [delayed(warm_h_text)(group, profile) for group in _h_text_inputs(todo)]
-            runs = [delayed(run_job)(job, profile, Path(out), True, False) for job in sorted(todo, key=_longest_first)]
+            runs = [delayed(run_job)(job, profile, Path(out), True, False) for job in _dispatch_order(todo)]
             with _backend(jobs, backend, scheduler):
                 for rec in Parallel(return_as="generator_unordered")(warm + runs):
                     if rec is not False:  # False: a warm_h_text task, not a job
@@ -444,12 +444,20 @@ def default_jobs(profile: Profile) -> int:
     return max(1, cores // max(per_job, default=cores))
 
 
-def _longest_first(job: Job) -> int:
+def _dispatch_order(jobs: list[Job]) -> list[Job]:
     """Dispatch order of parallel jobs: the longest first (LLM rows, then the other learned rows), and the
-    rows that read h_text last, so the embedding (its own task, dispatched first) is usually ready."""
-    cls = registry.get(job.method)
-    return 3 if "h_text" in cls.requires else {api.Family.LLM: 0, api.Family.CTR: 1,
-                                                api.Family.CLASSICAL: 1}.get(cls.family, 2)
+    rows that read h_text last, so the embedding (its own task, dispatched first) is usually ready. Within
+    a kind the datasets take turns, so two LLM rows side by side come from two tables: the second row of a
+    table then finds the first's frozen readout written instead of waiting for it (its lock)."""
+    turns: dict[tuple[int, DatasetEntry], int] = {}
+    keys = {}
+    for job in jobs:
+        cls = registry.get(job.method)
+        kind = 3 if "h_text" in cls.requires else {api.Family.LLM: 0, api.Family.CTR: 1,
+                                                    api.Family.CLASSICAL: 1}.get(cls.family, 2)
+        turns[kind, job.entry] = turns.get((kind, job.entry), -1) + 1
+        keys[job] = (kind, turns[kind, job.entry])
+    return sorted(jobs, key=keys.__getitem__)
 
 
 def _h_text_inputs(plan_: list[Job]) -> list[list[Job]]:

@@ -56,6 +56,12 @@ files of one job's run.
 **Resumable.** One file per prompt, written atomically: a killed run keeps
 every prefix written before the kill, and the rerun reads them.
 
+**Parallel rows.** Two rows of a table run side by side (``--jobs 2``) fill the
+same prompts. A fill holds a lock on the build's folder (and a frozen readout
+one on its file), so the second row waits and then reads what the first wrote,
+as it would one after the other: without it both would compute the missing
+prompts in batches that depend on timing, and their last bits with them.
+
 **The frozen readout.** Before its fine-tune a row scores its training prompts
 with the model as built (``llm.head_input``, ``llm.probe_steps``:
 :mod:`llm_ranker.probe`). LoRA is then the identity (its B matrices are zero),
@@ -81,7 +87,7 @@ import torch
 from torch import nn
 
 from feature_store.errors import ConfigError
-from feature_store.files import atomic_path
+from feature_store.files import atomic_path, waiting_lock
 from llm_ranker.config import LLMParams
 from llm_ranker.model import LeadRanker
 from llm_ranker.sampler import sorted_batches
@@ -133,16 +139,17 @@ class PrefixCache:
         prompts a forward pass, sorted by length so a batch holds little padding: what :meth:`get` then reads.
         Call it once the prompts of a training run or scoring pass are known; :meth:`get` computes alone only
         what it could not write (the bound). Returns the number computed (each counted as a miss)."""
-        todo: dict[Path, list[int]] = {}  # by file: leads with the same prompt are computed once
-        for x in ids:
-            path = self._path(x)
-            if path not in todo and self._read(path, len(x)) is None:
-                todo[path] = x
-        paths, prompts = list(todo), list(todo.values())
-        for b in sorted_batches(np.array([len(x) for x in prompts]), batch_size):
-            for i, states in zip(b, self._compute([prompts[i] for i in b])):
-                self._write(paths[i], states)
-            self.stats.misses += len(b)
+        with waiting_lock(self.folder / "fill.lock"):  # a parallel row of the table waits, then reads these
+            todo: dict[Path, list[int]] = {}  # by file: leads with the same prompt are computed once
+            for x in ids:
+                path = self._path(x)
+                if path not in todo and self._read(path, len(x)) is None:
+                    todo[path] = x
+            paths, prompts = list(todo), list(todo.values())
+            for b in sorted_batches(np.array([len(x) for x in prompts]), batch_size):
+                for i, states in zip(b, self._compute([prompts[i] for i in b])):
+                    self._write(paths[i], states)
+                self.stats.misses += len(b)
         return len(prompts)
 
     def get(self, ids: list[int]) -> torch.Tensor:
@@ -166,13 +173,14 @@ class PrefixCache:
         if any(bool(p.detach().any()) for n, p in self.model.named_parameters() if "lora_B" in n):
             return compute()
         path = self.folder / "readout" / f"{self._readout_digest(ids, batch_size)}.npy"
-        states = self._read(path, len(ids))
-        if states is not None:
-            self.stats.readout_hits += 1
-            return np.array(states, dtype=np.float32)
-        self.stats.readout_misses += 1
-        states = np.asarray(compute(), dtype=np.float32)
-        self._write(path, states)
+        with waiting_lock(path.with_suffix(".lock")):  # a parallel row of the table waits for it, then reads it
+            states = self._read(path, len(ids))
+            if states is not None:
+                self.stats.readout_hits += 1
+                return np.array(states, dtype=np.float32)
+            self.stats.readout_misses += 1
+            states = np.asarray(compute(), dtype=np.float32)
+            self._write(path, states)
         return states
 
     def describe(self) -> dict:

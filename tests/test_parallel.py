@@ -59,6 +59,22 @@ def test_default_jobs_fill_the_cores_at_each_jobs_threads(monkeypatch):
 
 
 @pytest.mark.slow
+def test_parallel_jobs_start_with_the_llm_rows_of_each_table_in_turn_and_end_with_the_h_text_readers():
+    """Two LLM rows side by side come from two tables (neither waits on the other's frozen readout), and
+    the rows that read h_text come last (the embedding is then usually computed)."""
+    from benchmark.profile import load_profile
+
+    order = runner._dispatch_order(runner.plan(load_profile("standard")))
+    families = [runner.registry.get(j.method).family for j in order]
+    llm = [j for j, f in zip(order, families) if f == "llm"]
+    assert families[:len(llm)] == ["llm"] * len(llm) and len(llm) >= 4
+    assert [j.entry.name for j in llm[:3]] == ["benchmark", "industrial", "textual"]
+    assert llm[3].entry.name == "benchmark" and llm[0].entry != llm[1].entry
+    readers = ["h_text" in runner.registry.get(j.method).requires for j in order]
+    assert readers == sorted(readers)  # every reader after every other job
+    assert sorted(order, key=str) == sorted(runner.plan(load_profile("standard")), key=str)  # the same jobs
+
+
 def test_dask_backend_runs_two_jobs_on_a_local_cluster(tmp_path, data_dir):
     profile = contract_profile(data_dir)
     recs = runner.run(profile, tmp_path, methods=["logreg", "oracle"], datasets=[tiny_entry("table1")],

@@ -284,3 +284,27 @@ def test_rows_of_a_table_share_the_frozen_readout_bit_for_bit(backbone, tmp_path
     hits = cache2.stats.readout_hits
     cache2.frozen_readout([[1, 2, 3]], 8, lambda: np.zeros((1, cache2.hidden), np.float32))  # trained: not read
     assert cache2.stats.readout_hits == hits and cache2.stats.readout_misses == 0
+
+
+def test_a_parallel_row_waits_for_the_fill_and_the_readout_in_flight_then_reads_them(backbone, tmp_path):
+    """Two rows of a table side by side (``--jobs 2``): while one fills (or computes the frozen readout), the
+    other waits on the lock, then reads what was written instead of computing it in other batches."""
+    import threading
+
+    from feature_store.files import waiting_lock
+
+    bb = backbone()
+    ids, _ = toy(bb)
+    cache = open_cache(LeadRanker(bb, TOP1), TOP1, tmp_path, "toy", torch.float32)
+    readout = cache.folder / "readout" / f"{cache._readout_digest(ids, 8)}.lock"
+    for lock, call in ((cache.folder / "fill.lock", lambda: cache.fill(ids, 4)),
+                       (readout, lambda: cache.frozen_readout(ids, 8, lambda: np.ones((LEADS, cache.hidden),
+                                                                                       np.float32)))):
+        worker, before = threading.Thread(target=call), cache.stats.written
+        with waiting_lock(lock):  # the other row's fill (readout) in flight
+            worker.start()
+            worker.join(timeout=0.5)
+            assert worker.is_alive() and cache.stats.written == before  # waiting: nothing written
+        worker.join(timeout=30)
+        assert not worker.is_alive() and cache.stats.written > before
+    assert cache.stats.written == DISTINCT + 1  # the prompts, then the readout
