@@ -20,7 +20,7 @@ time (``total_s``), which also holds loading and rendering the tables. Goals: qu
 Usage::
 
     .venv/bin/python bench/profile_timing.py             # quick: ~8-15 min on 2 cores; records a line
-    .venv/bin/python bench/profile_timing.py --profile standard --progress   # 2-3 h on 2 cores
+    .venv/bin/python bench/profile_timing.py --profile standard --progress   # ~1.5 h on 2 cores
     .venv/bin/python bench/profile_timing.py --no-record --set ctr.epochs=1
 """
 

@@ -28,7 +28,7 @@ def _positive_int(text: str) -> int:
 
 
 JOBS_HELP = ("jobs run in parallel through joblib (default: the usable cores divided by the threads one job "
-             "uses, the largest 'threads' setting of the profile: 2 on a 2-core box for quick, 1 for standard)")
+             "uses, the largest 'threads' setting of the profile: 2 on a 2-core box for quick and standard)")
 
 
 def _train_sizes(text: str) -> list[int | str]:

@@ -80,6 +80,12 @@ def test_the_standard_profile_row_comes_from_its_own_jsonl(render, tmp_path):
     assert "9100 s" in row and "| **no** " in row and "test cpu" in row and "llm_jobs 8000 s" in row
     [quick] = _rows(render.table(tmp_path), "quick profile")
     assert "500 s" in quick  # each profile's row reads its own file
+    (tmp_path / "standard_profile.jsonl").write_text(
+        _line("standard_profile", total_s=7000.0, jobs=2, goals={"total_s": 7200}, overrides=["llm.threads=1"],
+              phases_s={"llm_jobs": 9000.0}) + "\n")
+    [row] = _rows(render.table(tmp_path), "standard profile")
+    assert "7000 s" in row and "| yes " in row and "(2 job(s) at a time)" in row
+    assert "they overlap" in row and "--set llm.threads=1" in row  # what the run changed is in sight
 
 
 def test_a_missed_goal_is_marked(render, tmp_path):

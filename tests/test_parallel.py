@@ -53,7 +53,8 @@ def test_default_jobs_fill_the_cores_at_each_jobs_threads(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
     assert runner.default_jobs(load_profile("quick")) == 4  # every fit on one thread
     assert runner.default_jobs(load_profile("quick", ["ctr.threads=2"])) == 2
-    assert runner.default_jobs(load_profile("standard")) == 1  # its LLM rows use every core (llm.threads: null)
+    assert runner.default_jobs(load_profile("standard")) == 4  # every fit on one thread, the LLM rows too
+    assert runner.default_jobs(load_profile("standard", ["llm.threads=null"])) == 1  # null: every core
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert runner.default_jobs(load_profile("quick")) == 1  # a distributed launch: every rank runs every job
 
