@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +63,16 @@ def phases(out: Path) -> dict[str, float]:
     return {"h_text_embedding": sum(embeddings.values()), "llm_jobs": llm, "other_jobs": other}
 
 
+def fresh_clone(repo: Path) -> bool:
+    """Whether ``repo`` is as ``git clone`` + ``scripts/bootstrap.sh`` leave it: no change to a tracked file,
+    no untracked file, and no ignored path but what the bootstrap writes (``.venv/``, the editable install's
+    ``*.egg-info/``) and Python's bytecode caches: no ``data/``, no earlier results the run could reuse."""
+    status = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    allowed = (".venv", "__pycache__", ".egg-info")
+    return all(line.startswith("!! ") and line[3:].rstrip("/").endswith(allowed) for line in status)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick", choices=sorted(GOALS_S))
@@ -73,6 +84,7 @@ def main() -> None:
     p.add_argument("--no-record", action="store_true", help="print the figures only")
     p.add_argument("--jobs", type=int, help="parallel jobs (default: what ./run_all.sh uses, runner.default_jobs)")
     a = p.parse_args()
+    clean = fresh_clone(Path(__file__).resolve().parents[1])  # before the run writes anything
     with tempfile.TemporaryDirectory(prefix=f"leadrank-{a.profile}-", dir=a.tmp) as tmp:
         profile = load_profile(a.profile, [f"data_dir={tmp}/data", *a.overrides])
         t0 = time.perf_counter()
@@ -88,7 +100,7 @@ def main() -> None:
         if a.keep_results:
             shutil.copytree(out, a.keep_results, dirs_exist_ok=True)
     ph = {"generate": t1 - t0, **ph}
-    figures = {"total_s": round(t2 - t0, 1), "jobs": jobs, "fresh_clone": False, "overrides": a.overrides,
+    figures = {"total_s": round(t2 - t0, 1), "jobs": jobs, "fresh_clone": clean, "overrides": a.overrides,
                "phases_s": {k: round(v, 1) for k, v in ph.items()}, "goals": {"total_s": GOALS_S[a.profile]}}
     if a.no_record:
         print(figures)

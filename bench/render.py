@@ -14,7 +14,7 @@ per line::
 
     {"bench": "quick_profile", "time": ..., "commit": ..., "machine": {...},   # as _record.record writes
      "total_s": 1034.0,                    # wall seconds of ./run_all.sh (quick profile), end to end
-     "fresh_clone": true,                  # optional: .venv built beforehand, data/ and caches empty
+     "fresh_clone": true,                  # the checkout held nothing but the commit and .venv/ (profile_timing.fresh_clone)
      "phases_s": {"generate": 12.0,        # world generation (data/)
                   "h_text_embedding": 282.0,  # the MiniLM h_text embedding (all splits)
                   "llm_jobs": 540.0,       # the LLM rows (asLLR, HPRO...), fit + score

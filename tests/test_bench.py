@@ -220,3 +220,34 @@ def test_the_standard_training_rate_is_held_against_half_of_matmul(render, tmp_p
         assert "train ≥ 0.5" in flops and holds in flops and "dropout masks 10%" in flops
         # the top-k goal (≥ 2) is for LoRA in a quarter of the blocks; 8 of 11 is context
         assert ("≥ 2" in topk) == (k == 3) and ("| **no** " in topk) == (k == 3)
+
+
+def test_profile_timing_calls_a_checkout_fresh_only_when_it_holds_the_commit_and_the_venv(tmp_path):
+    import subprocess
+
+    from bench_scripts import load_bench
+
+    fresh_clone = load_bench("profile_timing").fresh_clone
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text(".venv/\ndata/\n__pycache__/\n*.egg-info/\n")
+    (tmp_path / "run.py").write_text("print(1)\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "pkg.egg-info").mkdir()  # the bootstrap's editable install
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "run.pyc").write_text("x")
+    assert fresh_clone(tmp_path)  # the commit, its venv and bytecode
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "world.parquet").write_text("x")
+    assert not fresh_clone(tmp_path)  # a generated world or cache could be reused
+    (tmp_path / "data" / "world.parquet").unlink()
+    (tmp_path / "data").rmdir()
+    (tmp_path / "run.py").write_text("print(2)\n")
+    assert not fresh_clone(tmp_path)  # an uncommitted change
+    git("checkout", "run.py")
+    (tmp_path / "notes.txt").write_text("x")
+    assert not fresh_clone(tmp_path)  # an untracked file
