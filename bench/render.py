@@ -252,15 +252,19 @@ def quick_profile_rows(lines: list[dict]) -> list[Row]:
     for jobs in sorted({x.get("jobs", 1) for x in lines}, reverse=True):
         x = latest(lines, jobs=jobs) or latest(lines)
         g = x.get("goals", {}).get("total_s", 600)
-        ph = x.get("phases_s", {})
-        phases = ", ".join(f"{k} {ph[k]:.0f} s" if k in ph else f"{k} –" for k in QUICK_PHASES)
         what = f"{jobs} parallel jobs" if jobs > 1 else "one job at a time"
-        if jobs > 1:
-            phases = f"busy seconds by phase (they overlap): {phases}"
+        phases = _phases(x, jobs)
         fresh = ", fresh clone" if x.get("fresh_clone") else ""
         rows.append(("quick profile", f"./run_all.sh end to end ({what}{fresh})", f"{x['total_s']:.0f} s",
                      f"≤ {g} s", _holds(x["total_s"], g), _ctx(x, phases)))
     return rows
+
+
+def _phases(x: dict, jobs: int) -> str:
+    """A profile line's seconds by phase; with parallel jobs they are busy seconds that overlap."""
+    ph = x.get("phases_s", {})
+    phases = ", ".join(f"{k} {ph[k]:.0f} s" if k in ph else f"{k} –" for k in QUICK_PHASES)
+    return f"busy seconds by phase (they overlap): {phases}" if jobs > 1 else phases
 
 
 def standard_profile_rows(lines: list[dict]) -> list[Row]:
@@ -270,10 +274,8 @@ def standard_profile_rows(lines: list[dict]) -> list[Row]:
     if x is None:
         return [("standard profile", what, NOT_YET, "≤ 7200 s", "–",
                  "the job timings of the committed standard results sum to 2.5 h (quiet box) to 4 h (shared)")]
-    g, ph = x["goals"]["total_s"], x["phases_s"]
-    phases = ", ".join(f"{k} {ph[k]:.0f} s" for k in QUICK_PHASES if k in ph)
-    if x["jobs"] > 1:
-        phases = f"busy seconds by phase (they overlap): {phases}"
+    g = x["goals"]["total_s"]
+    phases = _phases(x, x["jobs"])
     sets = [o for o in x.get("overrides", []) if not o.startswith("data_dir=")]
     return [("standard profile", f"{what} ({x['jobs']} job(s) at a time)", f"{x['total_s']:.0f} s", f"≤ {g} s",
              _holds(x["total_s"], g), _ctx(x, x["machine"].get("cpu", "?"), phases,
